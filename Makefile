@@ -1,0 +1,28 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: install demo test lint clean-demo
+
+$(BIN)/snakemake: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# CPU build of torch from this machine's wheel cache; on a GPU host pip keeps a CUDA build if present.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[workflow,dev]"
+	touch $@
+
+install: $(BIN)/snakemake
+
+demo: install
+	$(BIN)/snakemake --configfile config/demo.yaml --cores $(CORES) all
+	$(BIN)/snakemake --configfile config/demo.yaml --report results/report.html all
+
+test: install
+	$(BIN)/pytest -q tests
+
+lint: install
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/rules

@@ -1,0 +1,27 @@
+"""Gather metrics.json files into one CSV table (one row per run)."""
+
+import argparse
+import json
+
+import _bootstrap  # noqa: F401
+import pandas as pd
+
+from latentdyn.io import atomic_path
+
+LEADING = ["dataset", "model", "latent_size", "seed"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("metrics", nargs="+")
+    args = parser.parse_args()
+    table = pd.DataFrame([json.loads(open(path).read()) for path in args.metrics])
+    table = table[LEADING + sorted(c for c in table.columns if c not in LEADING)]
+    with atomic_path(args.out) as tmp:
+        table.to_csv(tmp, index=False)
+    print(table.to_string(), flush=True)
+
+
+if __name__ == "__main__":
+    main()

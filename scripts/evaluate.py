@@ -1,0 +1,30 @@
+"""Score a model output file against its binned dataset; write metrics.json."""
+
+import argparse
+
+import _bootstrap  # noqa: F401
+
+from latentdyn.cli import main_guard
+from latentdyn.data.format import read_binned, read_model_output
+from latentdyn.io import write_json
+from latentdyn.metrics.evaluate import evaluate_run
+
+
+@main_guard
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--output", required=True, help="model output.h5")
+    parser.add_argument("--out", required=True, help="metrics.json to write")
+    args = parser.parse_args()
+    data, attrs = read_binned(args.data)
+    output, output_attrs = read_model_output(args.output)
+    metrics = evaluate_run(data, attrs, output, args.data)
+    metrics.update(dataset=attrs["dataset"], model=output_attrs["model"], seed=int(output_attrs["seed"]))
+    metrics["latent_size"] = output_attrs["model_params"].get("latent_size")
+    write_json(args.out, metrics)
+    print(metrics, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Datasets: simulators, NWB readers and the binned-dataset file format."""

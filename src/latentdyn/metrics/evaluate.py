@@ -1,0 +1,38 @@
+"""Score one model output against its binned dataset with every metric the dataset supports.
+
+Ground-truth metrics (rate R², state R², NLL) need `eval_true_*` arrays; the benchmark's metrics
+(co-bps, vel R², psth R², fp-bps) need held-out units or behaviour. Each is computed where its
+inputs exist, so the same call serves attractors, simulated reaching and real recordings.
+"""
+
+import numpy as np
+
+from latentdyn.errors import InputError
+from latentdyn.metrics.ground_truth import poisson_nll_per_bin, rate_r2, state_r2
+
+
+def ground_truth_metrics(data, output, split="eval"):
+    metrics = {}
+    rates_key = f"{split}_rates_heldin"
+    if rates_key not in output:
+        return metrics
+    metrics["nll"] = poisson_nll_per_bin(output[rates_key], data[f"{split}_spikes_heldin"])
+    true_rates = [data[k] for k in (f"{split}_true_rates_heldin", f"{split}_true_rates_heldout") if k in data]
+    predicted = [output[k] for k in (f"{split}_rates_heldin", f"{split}_rates_heldout") if k in output]
+    if true_rates and len(true_rates) == len(predicted):
+        metrics["rate_r2"] = rate_r2(np.concatenate(predicted, -1), np.concatenate(true_rates, -1))
+    if f"{split}_true_latents" in data and f"{split}_latents" in output:
+        metrics["state_r2"] = state_r2(data[f"{split}_true_latents"], output[f"{split}_latents"])
+    return metrics
+
+
+def evaluate_run(data, attrs, output, data_path="<data>"):
+    """All applicable metrics for one run, as a flat dict."""
+    if "eval_rates_heldin" not in output:
+        raise InputError(data_path, "eval_rates_heldin", "model output lacks evaluation rates")
+    metrics = ground_truth_metrics(data, output)
+    if "eval_spikes_heldout" in data or "eval_behavior" in data:
+        from latentdyn.metrics.nlb import evaluate_submission
+
+        metrics.update(evaluate_submission(data, output, attrs["dataset"]))
+    return metrics

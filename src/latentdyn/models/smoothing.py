@@ -1,0 +1,165 @@
+"""The Neural Latents Benchmark's spike-smoothing baseline, as a model kind (see registry.py).
+
+Recipe from nlb_tools examples/baselines/smoothing/run_smoothing.py (github.com/neurallatents/nlb_tools):
+held-in rates are the Gaussian-smoothed held-in spikes; held-out rates come from one Poisson GLM per
+held-out unit, fit on the training trials, from log(smoothed held-in + 1e-4) to the unit's spikes;
+predictions are clipped to [1e-9, 1e20]. nlb_tools' baseline makes no forward predictions; here one
+Poisson GLM per unit maps the log-smoothed held-in activity of the window's last bin (the state just
+before the forward window) plus a one-hot forward-bin index to the unit's forward spikes. Sharing the
+state weights across forward bins pools every bin's spikes into one fit: separate per-bin GLMs overfit
+sparse 5 ms bins and predict near-zero rates where a few training trials happened to be silent.
+Deterministic: `run_dir`, `seed` and `device` are unused.
+"""
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.ndimage import convolve1d
+from scipy.signal.windows import gaussian
+from sklearn.linear_model import PoissonRegressor
+from threadpoolctl import threadpool_limits
+
+from latentdyn.errors import InputError
+
+# (kernel sd in ms, GLM alpha) per NLB dataset: nlb_tools' `default_dict`, chosen by its 5 ms CV sweep.
+NLB_SETTINGS = {
+    "mc_maze": (50, 0.01),
+    "mc_rtt": (30, 0.1),
+    "area2_bump": (30, 0.01),
+    "dmfc_rsg": (60, 0.001),
+    "mc_maze_large": (40, 0.1),
+    "mc_maze_medium": (60, 0.1),
+    "mc_maze_small": (60, 0.1),
+}
+DEFAULT_SETTINGS = NLB_SETTINGS["mc_maze"]
+LOG_OFFSET = 1e-4  # added before the log so silent bins do not give log(0)
+RATE_FLOOR, RATE_CEILING = 1e-9, 1e20
+
+
+def fit_predict(data, attrs, params, *, run_dir, seed, device):
+    """Smooth held-in spikes and read held-out and forward rates out of them with Poisson GLMs."""
+    kernel_sd_ms, alpha = _settings(attrs, params)
+    window = gaussian_window(kernel_sd_ms, round(attrs["bin_width_s"] * 1000, 6))
+    splits = [split for split in ("train", "eval", "test") if f"{split}_spikes_heldin" in data]
+    smoothed = {split: smooth_spikes(data[f"{split}_spikes_heldin"], window) for split in splits}
+    features = {split: np.log(smoothed[split] + LOG_OFFSET) for split in splits}
+    output = {f"{split}_rates_heldin": smoothed[split] for split in splits}
+
+    if "train_spikes_heldout" in data:
+        readout_splits = ("train", "eval")
+        heldout_rates = fit_poisson_readout(
+            _flatten_time(features["train"]),
+            _flatten_time(data["train_spikes_heldout"]),
+            [_flatten_time(features[split]) for split in readout_splits],
+            alpha,
+        )
+        for split, rates in zip(readout_splits, heldout_rates):
+            output[f"{split}_rates_heldout"] = rates.reshape(*features[split].shape[:2], -1)
+
+    for units in ("heldin", "heldout"):
+        if f"train_spikes_{units}_forward" in data:
+            output[f"eval_rates_{units}_forward"] = _predict_forward(
+                features["train"][:, -1], data[f"train_spikes_{units}_forward"], features["eval"][:, -1], alpha
+            )
+    return {key: value.astype(np.float32) for key, value in output.items()}
+
+
+def gaussian_window(kernel_sd_ms, bin_ms):
+    """nlb_tools' smoothing kernel: gaussian(int(6·sd), int(sd)) in bins, normalised to sum 1.
+
+    The int() truncation is nlb_tools' (50 ms at 20 ms bins becomes 2 bins); kept so results match.
+    """
+    sd_bins = int(kernel_sd_ms / bin_ms)
+    if sd_bins < 1:
+        raise InputError("params", "kernel_sd_ms", f"{kernel_sd_ms} ms is shorter than one {bin_ms} ms bin")
+    window = gaussian(int(6 * kernel_sd_ms / bin_ms), sd_bins, sym=True)
+    return window / window.sum()
+
+
+def smooth_spikes(spikes, window):
+    """Convolve each trial and unit over time with `window`, zero-padded at the edges like nlb_tools.
+
+    Unobserved (NaN) bins are left out and each output bin is rescaled by (kernel weight inside the trial)
+    / (kernel weight on observed bins), so NaN-free spikes give nlb_tools' numbers (to rounding) and gaps are
+    filled from observed neighbours. Bins with no observed bin within reach get the unit's mean count.
+    """
+    spikes = np.asarray(spikes, dtype=np.float64)
+    observed = ~np.isnan(spikes)
+    # np.convolve(..., "same") centres an even-length window half a bin later than convolve1d's default.
+    origin = -1 if len(window) % 2 == 0 else 0
+
+    def convolve(array):
+        return convolve1d(array, window, axis=1, mode="constant", cval=0.0, origin=origin)
+
+    in_trial_weight = convolve(np.ones_like(spikes))
+    observed_weight = convolve(observed.astype(np.float64))
+    summed = convolve(np.where(observed, spikes, 0.0))
+    reachable = observed_weight > 0
+    smoothed = np.empty_like(spikes)
+    smoothed[reachable] = summed[reachable] * (in_trial_weight[reachable] / observed_weight[reachable])
+    unit_means = np.broadcast_to(_unit_means(spikes), spikes.shape)
+    smoothed[~reachable] = unit_means[~reachable]
+    return np.clip(smoothed, 0.0, None)
+
+
+def fit_poisson_readout(train_features, train_spikes, predict_features, alpha):
+    """One Poisson GLM per unit (column of `train_spikes`), predicted on each array of `predict_features`.
+
+    Rows where the unit is unobserved (NaN) are left out of its fit; a unit with no observed spike gets
+    the floor rate, the GLM's limit. Units are fit in parallel threads with one BLAS/OpenMP thread each:
+    the work is BLAS calls that release the GIL, and nested BLAS threads slowed these fits 5-30x.
+    sklearn's newton-cholesky solver reaches the optimum of nlb_tools' objective in a few passes; the
+    lbfgs default that nlb_tools uses needs ~100 on these unscaled log features and stops short of it
+    (coefficients ~0.5% off).
+    """
+    with threadpool_limits(limits=1):
+        glms = Parallel(n_jobs=-1, prefer="threads")(
+            delayed(_fit_unit_glm)(train_features, train_spikes[:, unit], alpha)
+            for unit in range(train_spikes.shape[1])
+        )
+    predictions = []
+    for features in predict_features:
+        rates = [np.full(len(features), RATE_FLOOR) if glm is None else glm.predict(features) for glm in glms]
+        predictions.append(np.clip(np.column_stack(rates), RATE_FLOOR, RATE_CEILING))
+    return predictions
+
+
+def _fit_unit_glm(train_features, unit_spikes, alpha):
+    observed = ~np.isnan(unit_spikes)
+    if not np.any(unit_spikes[observed] > 0):
+        return None
+    return PoissonRegressor(alpha=alpha, solver="newton-cholesky").fit(train_features[observed], unit_spikes[observed])
+
+
+def _predict_forward(train_last_bin, train_forward_spikes, eval_last_bin, alpha):
+    """Eval forward rates (trials × forward bins × units) from the window's last bin and the bin index."""
+    n_forward_bins, n_units = train_forward_spikes.shape[1:]
+
+    def with_bin_index(last_bin):
+        state = np.repeat(last_bin, n_forward_bins, axis=0)
+        bin_index = np.tile(np.eye(n_forward_bins), (len(last_bin), 1))
+        return np.hstack([state, bin_index])
+
+    (eval_rates,) = fit_poisson_readout(
+        with_bin_index(train_last_bin), _flatten_time(train_forward_spikes), [with_bin_index(eval_last_bin)], alpha
+    )
+    return eval_rates.reshape(len(eval_last_bin), n_forward_bins, n_units)
+
+
+def _settings(attrs, params):
+    """Kernel sd and GLM alpha: config keys kernel_sd_ms and glm_alpha, else nlb_tools' values for the dataset."""
+    dataset = str(attrs.get("dataset", ""))
+    matches = [name for name in NLB_SETTINGS if dataset.startswith(name)]
+    kernel_sd_ms, alpha = NLB_SETTINGS[max(matches, key=len)] if matches else DEFAULT_SETTINGS
+    return params.get("kernel_sd_ms", kernel_sd_ms), params.get("glm_alpha", alpha)
+
+
+def _unit_means(spikes):
+    """Each unit's mean count over its observed bins (0 for a unit never observed), shaped to broadcast."""
+    observed = ~np.isnan(spikes)
+    counts = np.where(observed, spikes, 0.0).sum(axis=(0, 1))
+    n_observed = observed.sum(axis=(0, 1))
+    return np.divide(counts, n_observed, out=np.zeros_like(counts), where=n_observed > 0)
+
+
+def _flatten_time(array):
+    return np.asarray(array, dtype=np.float64).reshape(-1, np.shape(array)[-1])

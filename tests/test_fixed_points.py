@@ -1,0 +1,44 @@
+"""Fixed-point search on dynamics whose fixed points and Jacobians are known exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from latentdyn.metrics.fixed_points import find_fixed_points
+from latentdyn.models.components import GRUDynamics, NeuralODEDynamics
+
+
+def contracting_node(solver, shift):
+    """Vector field f(x) = -tanh(x - shift): one fixed point at `shift`, Jacobian -I there."""
+    dynamics = NeuralODEDynamics(latent_size=3, hidden_size=3, n_steps=11, solver=solver)
+    with torch.no_grad():
+        first, _, second = dynamics.vector_field
+        first.weight.copy_(torch.eye(3))
+        first.bias.copy_(-torch.tensor(shift))
+        second.weight.copy_(-torch.eye(3))
+        second.bias.zero_()
+    return dynamics
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4"])
+def test_node_fixed_point_and_eigenvalues(solver):
+    shift = [0.5, -1.0, 2.0]
+    dynamics = contracting_node(solver, shift)
+    trajectories = np.random.default_rng(0).normal(size=(4, 10, 3)) + shift
+    found = find_fixed_points(dynamics, trajectories, n_starts=32, max_iterations=3000, learning_rate=5e-2, tolerance=1e-10)
+    assert len(found.points) == 1
+    assert np.allclose(found.points[0], shift, atol=1e-4)
+    dt = 0.1
+    expected = 1 - dt if solver == "euler" else 1 - dt + dt**2 / 2 - dt**3 / 6 + dt**4 / 24
+    assert np.allclose(found.eigvals[0], expected, atol=1e-5)
+
+
+def test_gru_fixed_points_satisfy_the_map():
+    torch.manual_seed(0)
+    dynamics = GRUDynamics(latent_size=4)
+    trajectories = dynamics.unroll(torch.randn(8, 4), 30).detach().numpy()
+    found = find_fixed_points(dynamics, trajectories, n_starts=64, max_iterations=4000, tolerance=1e-10)
+    assert len(found.points) >= 1
+    points = torch.as_tensor(found.points, dtype=torch.float32)
+    assert torch.allclose(dynamics.step(points), points, atol=1e-4)
+    assert found.eigvals.shape == (len(found.points), 4)
