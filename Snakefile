@@ -2,12 +2,15 @@
 # This file only loads and validates the config, includes one rule file per stage and defines `all`.
 from snakemake.utils import min_version, validate
 
+from latentdyn.config import check_config
+
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
+check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -15,6 +18,15 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dataset=r"[a-z0-9_]+",
+    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?",
+    seed=r"[0-9]+",
+    bin_ms=r"[0-9]+",
+
+
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/bin.smk"
@@ -25,6 +37,6 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

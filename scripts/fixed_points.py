@@ -44,7 +44,7 @@ def main():
     )
     print(f"{len(found.points)} fixed points; speeds {np.round(found.speed, 12).tolist()}", flush=True)
     with atomic_path(args.out) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("points", data=found.points.reshape(len(found.points), -1))
+        f.create_dataset("points", data=found.points)
         f.create_dataset("speed", data=found.speed)
         f.create_dataset("eigvals_real", data=found.eigvals.real)
         f.create_dataset("eigvals_imag", data=found.eigvals.imag)

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from latentdyn.data.format import read_binned
-from latentdyn.data.nlb import make_binned_tensors
+from scipy import signal
+
+from latentdyn.data.nlb import make_binned_tensors, smoothed_bin_sums
 from latentdyn.data.nlb_specs import dataset_spec, user_spec
 from latentdyn.errors import InputError
 from nwb_factory import write_nwb
@@ -126,6 +128,33 @@ def test_nan_outside_obs_intervals_of_first_unit(tmp_path):
     assert heldin[80, 0] == 1
     heldout = arrays["train_spikes_heldout"][0, :, 0]
     assert not np.isnan(heldout).any() and heldout[50] == 1  # held-out units have their own intervals
+
+
+@pytest.mark.parametrize("bin_ms, kernel_len", [(5, 420), (20, 420), (7, 121), (1, 60)])
+def test_per_spike_smoothing_equals_nlb_dense_smoothing(bin_ms, kernel_len):
+    """nlb_tools smooths the 1 ms spikes of each NaN-free stretch with scipy's 'same' convolution, clips
+    at 0 and sums blocks (NaN where a block starts unobserved); the per-spike version must agree."""
+    rng = np.random.default_rng(bin_ms)
+    n_ms = 3001
+    observed = np.ones(n_ms, dtype=bool)
+    observed[[0, 1, 7]] = False
+    observed[1000:1333] = observed[2990:2995] = False
+    spikes = np.flatnonzero(observed & (rng.random(n_ms) < 0.05))
+    spikes = np.sort(np.concatenate([spikes, spikes[::5]]))  # some ms hold two spikes
+    kernel = signal.windows.gaussian(kernel_len, kernel_len / 6)
+    kernel /= kernel.sum()
+    dense = np.bincount(spikes, minlength=n_ms).astype(float)
+    dense[~observed] = np.nan
+    pieces = np.split(dense, np.flatnonzero(np.diff(np.isnan(dense))) + 1)
+    smoothed = np.concatenate([p if np.isnan(p[0]) else np.clip(signal.convolve(p, kernel, "same"), 0, None)
+                               for p in pieces])
+    n_bins = -(-n_ms // bin_ms)
+    padded = np.zeros(n_bins * bin_ms)
+    padded[:n_ms] = np.nan_to_num(smoothed)
+    expected = padded.reshape(n_bins, bin_ms).sum(axis=1)
+    expected[np.isnan(smoothed[::bin_ms])] = np.nan
+    ours = smoothed_bin_sums(spikes, observed, kernel, bin_ms, n_bins)
+    np.testing.assert_allclose(ours, expected, rtol=1e-12, atol=1e-14, equal_nan=True)
 
 
 def test_missing_fields_raise_input_error_naming_them(tmp_path, maze_like):

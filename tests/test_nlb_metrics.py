@@ -83,7 +83,7 @@ def linear_behaviour(rates, weights):
 
 def test_velocity_r2_is_one_for_exactly_linear_behaviour():
     rng = np.random.default_rng(1)
-    train_rates, eval_rates = rng.random((40, 25, 8)), rng.random((15, 25, 8))
+    train_rates, eval_rates = rng.random((30, 10, 8)), rng.random((10, 10, 8))
     weights = rng.normal(size=(8, 2))
     train_behaviour = linear_behaviour(train_rates, weights)
     train_behaviour[:, :2] = np.nan  # unmeasured bins are dropped, not scored
@@ -93,7 +93,7 @@ def test_velocity_r2_is_one_for_exactly_linear_behaviour():
 
 def test_velocity_r2_fits_one_decoder_per_mask():
     rng = np.random.default_rng(2)
-    train_rates, eval_rates = rng.random((40, 25, 8)), rng.random((20, 25, 8))
+    train_rates, eval_rates = rng.random((40, 10, 8)), rng.random((20, 10, 8))
     weights = rng.normal(size=(2, 8, 2))
     train_group, eval_group = np.arange(40) % 2, np.arange(20) % 2
 
@@ -101,7 +101,7 @@ def test_velocity_r2_fits_one_decoder_per_mask():
         return np.stack([linear_behaviour(trial, weights[g]) for trial, g in zip(rates, group)])
 
     trial_masks = (np.stack([train_group == 0, train_group == 1], 1), np.stack([eval_group == 0, eval_group == 1], 1))
-    bin_masks = tuple(np.repeat(mask[:, None, :], 25, axis=1) for mask in trial_masks)
+    bin_masks = tuple(np.repeat(mask[:, None, :], 10, axis=1) for mask in trial_masks)
     args = (train_rates, behaviour(train_rates, train_group), eval_rates, behaviour(eval_rates, eval_group))
     per_trial = velocity_r2(*args, decode_masks=trial_masks)
     assert per_trial == pytest.approx(1.0, abs=1e-4)

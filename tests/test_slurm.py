@@ -102,8 +102,10 @@ def test_training_target_goes_through_sbatch(slurm_cluster, tmp_path):
             cmd, cwd=work, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S
         )
     except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(
-            errors="replace"
+        # partial output of a timed-out run() may be bytes even with text=True
+        out = "".join(
+            x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+            for x in (exc.stdout, exc.stderr)
         )
         ids = [jobid for jobid, _ in SUBMITTED.findall(out)]
         if ids:  # don't leave our jobs in the queue
@@ -133,7 +135,7 @@ def test_training_target_goes_through_sbatch(slurm_cluster, tmp_path):
     assert gpu_jobs, "no submitted job requested a GPU:\n" + "\n".join(infos.values())
 
     # 3. The light data rule ran on the submitting host (localrules), not via sbatch.
-    submitted_rules = sorted({m for m in re.findall(r"slurm_logs/rule_(\w+)/", log)})
+    submitted_rules = sorted(set(re.findall(r"slurm_logs/rule_(\w+)/", log)))
     assert re.search(r"^localrule \w+:", log, re.M), (
         "the data rule before training should be a localrule (run on the submitting "
         f"host), but every job went through sbatch; submitted rules: {submitted_rules}"

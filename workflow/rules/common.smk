@@ -1,6 +1,7 @@
-# Helpers shared by the rule files: model lookup, run paths and the target lists built from config.
+# Helpers shared by every stage: model lookup, run paths and the target lists built from config.
 import json
 import re
+import shlex
 
 SCRIPTS = f"{workflow.basedir}/scripts"
 MODEL_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[0-9]+))?$")
@@ -13,18 +14,13 @@ DEFAULT_TRAIN_RESOURCES = {
 }
 
 
-wildcard_constraints:
-    dataset=r"[a-z0-9_]+",
-    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?",
-    seed=r"[0-9]+",
-    bin_ms=r"[0-9]+",
-
-
 def model_params(name):
     """The config of model `name`; a `-L<k>` suffix sets its latent size to k."""
     match = MODEL_NAME.match(name)
     if match is None or match["base"] not in config["models"]:
-        raise ValueError(f"config: models: no model named '{name}' (known: {sorted(config['models'])})")
+        raise ValueError(
+            f"config: models: no model named '{name}' (known: {sorted(config['models'])})"
+        )
     params = dict(config["models"][match["base"]])
     if match["latent"] is not None:
         params["latent_size"] = int(match["latent"])
@@ -33,12 +29,14 @@ def model_params(name):
 
 def json_arg(value):
     """A JSON string quoted for the shell."""
-    return "'" + json.dumps(value).replace("'", "'\\''") + "'"
+    return shlex.quote(json.dumps(value))
 
 
 def train_resource(name, key):
     params = model_params(name)
-    return params.get("resources", {}).get(key, DEFAULT_TRAIN_RESOURCES[params["kind"]][key])
+    return params.get("resources", {}).get(
+        key, DEFAULT_TRAIN_RESOURCES[params["kind"]][key]
+    )
 
 
 def run_dir(dataset, model, seed):
@@ -87,7 +85,11 @@ def trajectory_runs(system):
     """Runs drawn in the trajectory and eigenvalue figures: first seed, chosen latent sizes."""
     study = config["attractor_study"]
     sizes = [k for k in study["trajectory_latent_sizes"] if k in study["latent_sizes"]]
-    return [run_dir(system, f"{m}-L{k}", study["seeds"][0]) for m in study["models"] for k in sizes]
+    return [
+        run_dir(system, f"{m}-L{k}", study["seeds"][0])
+        for m in study["models"]
+        for k in sizes
+    ]
 
 
 ATTRACTOR_FIGURES = {
@@ -112,3 +114,19 @@ def all_targets():
     if config.get("nlb_study"):
         targets += ["results/tables/nlb_study.csv", "results/figures/nlb_metrics.png"]
     return targets
+
+
+def nwb_inputs(wildcards):
+    """What the binning of `dataset` reads: a download manifest, or a simulated NWB and its truth."""
+    if wildcards.dataset in SIMULATED_NWB:
+        return {
+            "nwb": f"results/data/nwb/{wildcards.dataset}/{wildcards.dataset}.nwb",
+            "truth": f"results/data/nwb/{wildcards.dataset}/{wildcards.dataset}_truth.h5",
+        }
+    return {"manifest": f"results/data/nwb/{wildcards.dataset}/manifest.json"}
+
+
+def nwb_arguments(wildcards, input):
+    if "manifest" in input.keys():
+        return f"--manifest {input.manifest}"
+    return f"--nwb {input.nwb} --truth {input.truth} --spec mc_maze"

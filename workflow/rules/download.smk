@@ -9,21 +9,22 @@ localrules:
 rule download_nlb:
     output:
         "results/data/nwb/{dataset}/manifest.json",
+    log:
+        "results/logs/download_nlb/{dataset}.log",
     wildcard_constraints:
         dataset="|".join(config["nlb_sources"]) or "^$",
+    conda:
+        "../../envs/data.yaml"
     params:
+        script=f"{SCRIPTS}/download_dandi.py",
         source=lambda wildcards: config["nlb_sources"][wildcards.dataset],
         local_dir=lambda wildcards: (
             f"--local-dir {config['nlb_sources'][wildcards.dataset]['local_dir']}"
             if config["nlb_sources"][wildcards.dataset].get("local_dir")
             else ""
         ),
-    log:
-        "results/logs/download_nlb/{dataset}.log",
-    conda:
-        "../../envs/data.yaml"
     shell:
-        "python {SCRIPTS}/download_dandi.py --dandiset {params.source[dandiset]}"
+        "python {params.script} --dandiset {params.source[dandiset]}"
         " --version {params.source[version]} --out-dir results/data/nwb/{wildcards.dataset}"
         " {params.local_dir} --local-dir-key nlb_sources.{wildcards.dataset}.local_dir"
         " --manifest {output} > {log} 2>&1"

@@ -7,16 +7,22 @@ rule evaluate:
         output="results/runs/{dataset}/{model}/seed{seed}/output.h5",
     output:
         "results/runs/{dataset}/{model}/seed{seed}/metrics.json",
-    resources:
-        mem_mb=8000,
-        runtime=60,
     log:
         "results/logs/evaluate/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../envs/evaluate.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        script=f"{SCRIPTS}/evaluate.py",
     shell:
-        "python {SCRIPTS}/evaluate.py --data {input.data} --output {input.output}"
+        "python {params.script} --data {input.data} --output {input.output}"
         " --out {output} > {log} 2>&1"
+
+
+localrules:
+    collect_metrics,
 
 
 rule collect_metrics:
@@ -33,11 +39,13 @@ rule collect_metrics:
             category="Tables",
             caption="../report/metrics_table.rst",
         ),
-    wildcard_constraints:
-        study="attractor_study|nlb_study",
     log:
         "results/logs/collect_metrics/{study}.log",
+    wildcard_constraints:
+        study="attractor_study|nlb_study",
     conda:
         "../../envs/evaluate.yaml"
+    params:
+        script=f"{SCRIPTS}/collect_metrics.py",
     shell:
-        "python {SCRIPTS}/collect_metrics.py --out {output} {input} > {log} 2>&1"
+        "python {params.script} --out {output} {input} > {log} 2>&1"

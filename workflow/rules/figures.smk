@@ -1,4 +1,13 @@
 # One rule per paper figure; each writes a PNG (shown in the report) and a PDF beside it.
+# Figures are light, so they run on the submitting host.
+
+
+localrules:
+    figure_example_data,
+    figure_metric_vs_latent,
+    figure_latent_trajectories,
+    figure_fixed_point_eigenvalues,
+    figure_nlb_metrics,
 
 
 rule figure_example_data:
@@ -16,8 +25,10 @@ rule figure_example_data:
         "results/logs/figures/fig1a_{system}.log",
     conda:
         "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {SCRIPTS}/plot_figure.py example-data --data {input} --out {output.png} > {log} 2>&1"
+        "python {params.script} example-data --data {input} --out {output.png} > {log} 2>&1"
 
 
 rule figure_metric_vs_latent:
@@ -31,23 +42,26 @@ rule figure_metric_vs_latent:
             caption="../report/metric_vs_latent.rst",
         ),
         pdf="results/figures/{figure}.pdf",
-    wildcard_constraints:
-        figure="|".join(ATTRACTOR_FIGURES),
-    params:
-        metric=lambda wildcards: ATTRACTOR_FIGURES[wildcards.figure],
     log:
         "results/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(ATTRACTOR_FIGURES),
     conda:
         "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+        metric=lambda wildcards: ATTRACTOR_FIGURES[wildcards.figure],
     shell:
-        "python {SCRIPTS}/plot_figure.py metric-vs-latent --table {input}"
+        "python {params.script} metric-vs-latent --table {input}"
         " --metric {params.metric} --out {output.png} > {log} 2>&1"
 
 
 rule figure_latent_trajectories:
     input:
         data="results/data/binned/{system}.h5",
-        outputs=lambda wildcards: [f"{r}/output.h5" for r in trajectory_runs(wildcards.system)],
+        outputs=lambda wildcards: [
+            f"{r}/output.h5" for r in trajectory_runs(wildcards.system)
+        ],
         fixed_points=lambda wildcards: [
             f"{r}/fixed_points.h5" for r in trajectory_runs(wildcards.system)
         ],
@@ -63,8 +77,10 @@ rule figure_latent_trajectories:
         "results/logs/figures/trajectories_{system}.log",
     conda:
         "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {SCRIPTS}/plot_figure.py trajectories --data {input.data}"
+        "python {params.script} trajectories --data {input.data}"
         " --outputs {input.outputs} --fixed-points {input.fixed_points}"
         " --out {output.png} > {log} 2>&1"
 
@@ -72,7 +88,9 @@ rule figure_latent_trajectories:
 rule figure_fixed_point_eigenvalues:
     input:
         data="results/data/binned/{system}.h5",
-        outputs=lambda wildcards: [f"{r}/output.h5" for r in trajectory_runs(wildcards.system)],
+        outputs=lambda wildcards: [
+            f"{r}/output.h5" for r in trajectory_runs(wildcards.system)
+        ],
         fixed_points=lambda wildcards: [
             f"{r}/fixed_points.h5" for r in trajectory_runs(wildcards.system)
         ],
@@ -88,8 +106,10 @@ rule figure_fixed_point_eigenvalues:
         "results/logs/figures/eigenvalues_{system}.log",
     conda:
         "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {SCRIPTS}/plot_figure.py eigenvalues --data {input.data}"
+        "python {params.script} eigenvalues --data {input.data}"
         " --outputs {input.outputs} --fixed-points {input.fixed_points}"
         " --out {output.png} > {log} 2>&1"
 
@@ -108,5 +128,7 @@ rule figure_nlb_metrics:
         "results/logs/figures/nlb_metrics.log",
     conda:
         "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {SCRIPTS}/plot_figure.py nlb-metrics --table {input} --out {output.png} > {log} 2>&1"
+        "python {params.script} nlb-metrics --table {input} --out {output.png} > {log} 2>&1"

@@ -6,15 +6,16 @@ rule fixed_points:
         "results/runs/{dataset}/{model}/seed{seed}/output.h5",
     output:
         "results/runs/{dataset}/{model}/seed{seed}/fixed_points.h5",
-    params:
-        settings=json_arg(config["fixed_points"]),
-    resources:
-        mem_mb=4000,
-        runtime=120,
     log:
         "results/logs/fixed_points/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../envs/train.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    params:
+        script=f"{SCRIPTS}/fixed_points.py",
+        settings=json_arg(config["fixed_points"]),
     shell:
-        "python {SCRIPTS}/fixed_points.py --output {input} --settings {params.settings}"
+        "python {params.script} --output {input} --settings {params.settings}"
         " --out {output} > {log} 2>&1"

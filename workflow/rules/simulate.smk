@@ -1,19 +1,25 @@
-# Synthetic datasets with ground truth.
+# Synthetic datasets with ground truth. Quick, so they run on the submitting host.
+
+
+localrules:
+    simulate_attractor,
+    simulate_reaching,
 
 
 rule simulate_attractor:
     output:
         "results/data/binned/{system}.h5",
-    wildcard_constraints:
-        system="|".join(ATTRACTOR_SYSTEMS),
-    params:
-        settings=lambda wildcards: json_arg(config["attractors"]),
     log:
         "results/logs/simulate_attractor/{system}.log",
+    wildcard_constraints:
+        system="|".join(ATTRACTOR_SYSTEMS),
     conda:
         "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/simulate_attractor.py",
+        settings=lambda wildcards: json_arg(config["attractors"]),
     shell:
-        "python {SCRIPTS}/simulate_attractor.py --system {wildcards.system}"
+        "python {params.script} --system {wildcards.system}"
         " --settings {params.settings} --out {output} > {log} 2>&1"
 
 
@@ -21,12 +27,13 @@ rule simulate_reaching:
     output:
         nwb="results/data/nwb/reaching/reaching.nwb",
         truth="results/data/nwb/reaching/reaching_truth.h5",
-    params:
-        settings=json_arg(config["reaching"]),
     log:
         "results/logs/simulate_reaching.log",
     conda:
         "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/simulate_reaching.py",
+        settings=json_arg(config["reaching"]),
     shell:
-        "python {SCRIPTS}/simulate_reaching.py --params-json {params.settings}"
+        "python {params.script} --params-json {params.settings}"
         " --out {output.nwb} --truth {output.truth} > {log} 2>&1"

@@ -307,7 +307,7 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
     means = np.empty((n_groups, len(units)))
     kernel = _gaussian_kernel(spec.psth_sigma_ms)
     for column, (group, unit) in enumerate(units):
-        smoothed = _block_sum(_smooth_ignoring_nans(group.dense_ms(unit), kernel), bin_ms)
+        smoothed = smoothed_bin_sums(group.spikes_ms[unit], group.observed_ms, kernel, bin_ms, n_bins)
         values = smoothed[sample_bin]
         seen = ~np.isnan(values)
         sums = np.bincount(sample_group, weights=np.where(seen, values, 0.0), minlength=n_groups)
@@ -354,25 +354,31 @@ def _gaussian_kernel(sigma_ms):
     return kernel / kernel.sum()
 
 
-def _smooth_ignoring_nans(values, kernel):
-    """`smooth_column(ignore_nans=True)`: convolve each NaN-free stretch on its own ('same' size);
-    stretches are clipped at 0 against FFT round-off when the column has NaNs, as nlb_tools does."""
-    missing = np.isnan(values)
-    if not missing.any():
-        return signal.convolve(values, kernel, "same")
-    pieces = np.split(values, np.flatnonzero(np.diff(missing)) + 1)
-    return np.concatenate([piece if np.isnan(piece[0]) else
-                           np.clip(signal.convolve(piece, kernel, "same"), 0, None) for piece in pieces])
-
-
-def _block_sum(values, bin_ms):
-    """`NWBDataset.resample` for spikes: sum each block of `bin_ms` samples (the last may be short),
-    NaN where the block's first sample is NaN."""
-    nan_at_bin = np.isnan(values[::bin_ms])
-    padded = np.zeros(len(nan_at_bin) * bin_ms)
-    padded[:len(values)] = np.nan_to_num(values)
-    sums = padded.reshape(-1, bin_ms).sum(axis=1)
-    sums[nan_at_bin] = np.nan
+def smoothed_bin_sums(spikes_ms, observed_ms, kernel, bin_ms, n_bins):
+    """Spikes smoothed at 1 ms, summed per bin: what `smooth_spk(ignore_nans=True)` then `resample`
+    give (each observed stretch convolved on its own, scipy 'same' alignment
+    out[t] = sum_s x[s] kernel[t - s + (len - 1) // 2]; NaN where a bin's first ms is unobserved), but
+    computed per spike from the kernel's cumulative sum, without any per-ms array."""
+    half = (len(kernel) - 1) // 2
+    cumulative = np.concatenate([[0.0], np.cumsum(kernel)])
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], observed_ms, [False]]).astype(np.int8)))
+    run_starts, run_ends = edges[::2], edges[1::2]
+    run = np.searchsorted(run_starts, spikes_ms, side="right") - 1
+    first_ms = np.maximum(spikes_ms - half, run_starts[run])
+    last_ms = np.minimum(spikes_ms + len(kernel) - 1 - half, run_ends[run] - 1)
+    first_bin = first_ms // bin_ms
+    bins_touched = last_ms // bin_ms - first_bin + 1
+    touched_bins, weights = [], []
+    for step in range(bins_touched.max(initial=0)):
+        live = bins_touched > step
+        spikes, bins = spikes_ms[live], first_bin[live] + step
+        kernel_from = np.maximum(bins * bin_ms, first_ms[live]) - spikes + half
+        kernel_to = np.minimum((bins + 1) * bin_ms - 1, last_ms[live]) - spikes + half + 1
+        touched_bins.append(bins)
+        weights.append(cumulative[kernel_to] - cumulative[kernel_from])
+    sums = np.bincount(np.concatenate(touched_bins, dtype=np.int64), weights=np.concatenate(weights),
+                       minlength=n_bins)
+    sums[~observed_ms[::bin_ms]] = np.nan
     return sums
 
 

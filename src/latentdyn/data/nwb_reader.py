@@ -37,12 +37,6 @@ class UnitGroup:
             counts[:, column] = np.bincount(spikes // bin_ms, minlength=n_bins)
         return counts, self.observed_ms[::bin_ms]
 
-    def dense_ms(self, column):
-        """One unit's 1 ms spike counts as float64, NaN where the group is not observed."""
-        values = np.bincount(self.spikes_ms[column], minlength=len(self.observed_ms)).astype(np.float64)
-        values[~self.observed_ms] = np.nan
-        return values
-
 
 @dataclass
 class Recording:

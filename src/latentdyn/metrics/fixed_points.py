@@ -50,7 +50,7 @@ def find_fixed_points(
         q = 0.5 * dynamics.fixed_point_residual(x).pow(2).sum(dim=1)
     keep = (q < tolerance).numpy()
     points, speed = _unique(x.detach().numpy()[keep], q.numpy()[keep], unique_distance)
-    eigvals = np.array([_step_eigenvalues(dynamics, p) for p in points]).reshape(len(points), -1)
+    eigvals = np.array([_step_eigenvalues(dynamics, p) for p in points]).reshape(points.shape)
     return FixedPoints(points=points, speed=speed, eigvals=eigvals)
 
 
@@ -60,7 +60,7 @@ def _unique(points, speed, distance):
     for i in np.argsort(speed):
         if all(np.linalg.norm(points[i] - points[j]) > distance for j in kept):
             kept.append(i)
-    return points[kept].reshape(len(kept), -1), speed[kept]
+    return points[kept].reshape(len(kept), points.shape[1]), speed[kept]
 
 
 def _step_eigenvalues(dynamics, point):

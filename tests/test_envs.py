@@ -1,0 +1,87 @@
+"""Every rule has a log and a pinned conda env, and each env provides what the rule's code imports."""
+
+import ast
+import re
+import sys
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workflow_api import REPO
+
+RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+# import name -> conda package name, where they differ
+CONDA_NAMES = {"torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib-base"}
+# rules that run no script of ours
+NO_SCRIPT = {"all"}
+
+
+def rule_blocks():
+    for path in RULE_FILES:
+        for block in re.split(r"(?=^rule )", path.read_text(), flags=re.M)[1:]:
+            yield re.match(r"rule (\w+):", block).group(1), block
+
+
+def module_path(name):
+    path = REPO / "src" / Path(*name.split("."))
+    return path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
+
+
+def third_party_imports(path, seen=None):
+    """Top-level third-party modules imported by `path` and, transitively, by latentdyn modules it uses.
+
+    Strings like "latentdyn.models.smoothing:fit_predict" (the model registry's lazy imports) count.
+    """
+    seen = set() if seen is None else seen
+    if path in seen:
+        return set()
+    seen.add(path)
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = re.findall(r"^(latentdyn(?:\.\w+)+):\w+$", node.value)
+        for name in names:
+            top = name.split(".")[0]
+            if top == "latentdyn":
+                target = module_path(name)
+                if target.exists():
+                    found |= third_party_imports(target, seen)
+            elif top not in sys.stdlib_module_names and top != "_bootstrap":
+                found.add(top)
+    return found
+
+
+def env_packages(env_file):
+    deps = yaml.safe_load(env_file.read_text())["dependencies"]
+    return {re.split(r"[ =<>]", d)[0] for d in deps if isinstance(d, str)}
+
+
+RULES = list(rule_blocks())
+
+
+def test_rules_were_found():
+    assert len(RULES) >= 12
+
+
+@pytest.mark.parametrize(("name", "block"), RULES, ids=[name for name, _ in RULES])
+def test_rule_has_log_and_pinned_env_providing_its_imports(name, block):
+    if name in NO_SCRIPT:
+        return
+    assert "    log:" in block, f"rule {name} has no log"
+    env = re.search(r'"\.\./\.\./(envs/\w+\.yaml)"', block)
+    assert env, f"rule {name} names no conda env"
+    env_file = REPO / env.group(1)
+    deps = yaml.safe_load(env_file.read_text())["dependencies"]
+    assert all(re.search(r"[=<>]", d) for d in deps if isinstance(d, str)), f"{env_file.name} has unpinned packages"
+    script = re.search(r'script=f"\{SCRIPTS\}/(\w+\.py)"', block)
+    assert script, f"rule {name} calls no script"
+    imports = third_party_imports(REPO / "scripts" / script.group(1))
+    missing = {CONDA_NAMES.get(m, m) for m in imports} - env_packages(env_file)
+    assert not missing, f"rule {name}: {env_file.name} lacks {sorted(missing)}"
