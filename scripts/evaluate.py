@@ -15,11 +15,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True)
     parser.add_argument("--output", required=True, help="model output.h5")
+    parser.add_argument("--test-targets", help="nlb_tools' eval_data_test.h5, for the NLB test phase")
     parser.add_argument("--out", required=True, help="metrics.json to write")
     args = parser.parse_args()
     data, attrs = read_binned(args.data)
+    if args.test_targets:
+        from latentdyn.metrics.nlb import load_test_targets
+
+        data.update(load_test_targets(args.test_targets, attrs["dataset"], round(attrs["bin_width_s"] * 1000)))
     output, output_attrs = read_model_output(args.output)
-    metrics = evaluate_run(data, attrs, output, args.data)
+    metrics = evaluate_run(data, attrs, output, args.data, args.output)
     metrics.update(dataset=attrs["dataset"], model=output_attrs["model"], seed=int(output_attrs["seed"]))
     metrics["latent_size"] = output_attrs["model_params"].get("latent_size")
     write_json(args.out, metrics)

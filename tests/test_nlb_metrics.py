@@ -5,7 +5,6 @@ import math
 import h5py
 import numpy as np
 import pytest
-from nlb_reference import load_reference_vector
 
 from latentdyn.errors import InputError
 from latentdyn.metrics.nlb import (
@@ -18,6 +17,7 @@ from latentdyn.metrics.nlb import (
     tp_correlation,
     velocity_r2,
 )
+from nlb_reference import load_reference_vector
 
 
 def poisson_data(seed=0, shape=(20, 30, 6)):

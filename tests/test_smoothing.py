@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from nlb_reference import BIN_WIDTHS_S, load_reference_vector
+from scipy.signal.windows import gaussian
 
 from latentdyn.errors import InputError
 from latentdyn.metrics.nlb import evaluate_submission
 from latentdyn.models.smoothing import fit_predict, gaussian_window, smooth_spikes
-from scipy.signal.windows import gaussian
+from nlb_reference import BIN_WIDTHS_S, load_reference_vector
 
 INPUT_KEYS = (
     "train_spikes_heldin",

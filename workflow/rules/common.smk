@@ -130,3 +130,13 @@ def nwb_arguments(wildcards, input):
     if "manifest" in input.keys():
         return f"--manifest {input.manifest}"
     return f"--nwb {input.nwb} --truth {input.truth} --spec mc_maze"
+
+
+def test_targets_argument(wildcards):
+    """In the NLB test phase, score against the public test-split ground truth when configured."""
+    study = config.get("nlb_study") or {}
+    if study.get("phase") != "test" or not study.get("test_targets"):
+        return ""
+    if re.sub(r"_[0-9]+ms$", "", wildcards.dataset) not in config["nlb_sources"]:
+        return ""
+    return f"--test-targets {study['test_targets']}"

@@ -16,9 +16,10 @@ rule evaluate:
         runtime=60,
     params:
         script=f"{SCRIPTS}/evaluate.py",
+        test_targets=test_targets_argument,
     shell:
         "python {params.script} --data {input.data} --output {input.output}"
-        " --out {output} > {log} 2>&1"
+        " {params.test_targets} --out {output} > {log} 2>&1"
 
 
 localrules:

@@ -90,6 +90,13 @@ def read_manifest(manifest_path):
     return manifest
 
 
+def manifest_nwb_paths(manifest_path):
+    """The NWB files a manifest lists, checked to be present and unchanged."""
+    manifest = read_manifest(manifest_path)
+    root = Path(manifest["root"])
+    return [root / entry["path"] for entry in manifest["files"] if entry["path"].endswith(".nwb")]
+
+
 def _write_manifest(root, manifest_path, dandiset_id, version, source):
     root = root.resolve()
     if not root.is_dir():

@@ -25,6 +25,7 @@ PHASES = ("val", "test")
 WINDOW_END_EXCLUSION_NS = 1_000  # make_trial_data ends windows 1 us early so `.loc` excludes the end
 SHORT_TRIAL_FRACTION = 0.8  # _make_psth drops trials shorter than this fraction of the mean length
 TRUTH_CHUNK_ROWS = 200_000
+SPIKE_CHUNK = 32_768  # spikes smoothed at once (bounds memory to tens of MB)
 
 
 @dataclass(frozen=True)
@@ -357,27 +358,38 @@ def _gaussian_kernel(sigma_ms):
 def smoothed_bin_sums(spikes_ms, observed_ms, kernel, bin_ms, n_bins):
     """Spikes smoothed at 1 ms, summed per bin: what `smooth_spk(ignore_nans=True)` then `resample`
     give (each observed stretch convolved on its own, scipy 'same' alignment
-    out[t] = sum_s x[s] kernel[t - s + (len - 1) // 2]; NaN where a bin's first ms is unobserved), but
-    computed per spike from the kernel's cumulative sum, without any per-ms array."""
-    half = (len(kernel) - 1) // 2
+    out[t] = sum_s x[s] kernel[t - s + (len - 1) // 2]; NaN where a bin's first ms is unobserved),
+    computed per spike from the kernel's cumulative sum instead of on a per-ms array."""
+    size = len(kernel)
     cumulative = np.concatenate([[0.0], np.cumsum(kernel)])
     edges = np.flatnonzero(np.diff(np.concatenate([[False], observed_ms, [False]]).astype(np.int8)))
     run_starts, run_ends = edges[::2], edges[1::2]
     run = np.searchsorted(run_starts, spikes_ms, side="right") - 1
-    first_ms = np.maximum(spikes_ms - half, run_starts[run])
-    last_ms = np.minimum(spikes_ms + len(kernel) - 1 - half, run_ends[run] - 1)
-    first_bin = first_ms // bin_ms
-    bins_touched = last_ms // bin_ms - first_bin + 1
-    touched_bins, weights = [], []
-    for step in range(bins_touched.max(initial=0)):
-        live = bins_touched > step
-        spikes, bins = spikes_ms[live], first_bin[live] + step
-        kernel_from = np.maximum(bins * bin_ms, first_ms[live]) - spikes + half
-        kernel_to = np.minimum((bins + 1) * bin_ms - 1, last_ms[live]) - spikes + half + 1
-        touched_bins.append(bins)
-        weights.append(cumulative[kernel_to] - cumulative[kernel_from])
-    sums = np.bincount(np.concatenate(touched_bins, dtype=np.int64), weights=np.concatenate(weights),
-                       minlength=n_bins)
+    kernel_first = spikes_ms - (size - 1) // 2  # first ms the spike's kernel reaches
+    first_ms = np.maximum(kernel_first, run_starts[run])  # ... within its observed stretch
+    last_ms = np.minimum(kernel_first + size, run_ends[run]) - 1
+    clipped = (first_ms > kernel_first) | (last_ms < kernel_first + size - 1)
+    steps = np.arange((size + 2 * bin_ms - 2) // bin_ms)  # most bins one kernel touches
+    # a whole kernel gives bins weights that depend only on where it starts within a bin
+    start_in_bin = np.arange(bin_ms)[:, None]
+    table = (cumulative[np.clip((steps + 1) * bin_ms - start_in_bin, 0, size)]
+             - cumulative[np.clip(steps * bin_ms - start_in_bin, 0, size)])
+    sums = np.zeros(n_bins)
+    for chunk in range(0, len(spikes_ms), SPIKE_CHUNK):
+        part = slice(chunk, chunk + SPIKE_CHUNK)
+        whole = kernel_first[part][~clipped[part]]
+        whole_bins = (whole // bin_ms)[:, None] + steps
+        # a kernel cut at its stretch's edge: sum it over each bin's part inside the stretch
+        cut_first = kernel_first[part][clipped[part], None]
+        cut_from, cut_to = first_ms[part][clipped[part], None], last_ms[part][clipped[part], None]
+        cut_bins = cut_from // bin_ms + steps
+        kernel_from = np.maximum(cut_bins * bin_ms, cut_from) - cut_first
+        kernel_to = np.minimum((cut_bins + 1) * bin_ms - 1, cut_to) - cut_first + 1
+        live = kernel_to > kernel_from
+        bins = np.concatenate([whole_bins.ravel(), cut_bins[live]])
+        weights = np.concatenate([table[whole % bin_ms].ravel(),
+                                  cumulative[kernel_to[live]] - cumulative[kernel_from[live]]])
+        sums += np.bincount(bins, weights=weights, minlength=n_bins)[:n_bins]
     sums[~observed_ms[::bin_ms]] = np.nan
     return sums
 

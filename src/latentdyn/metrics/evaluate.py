@@ -26,7 +26,7 @@ def ground_truth_metrics(data, output, split="eval"):
     return metrics
 
 
-def evaluate_run(data, attrs, output, data_path="<data>"):
+def evaluate_run(data, attrs, output, data_path="<data>", output_path="<output>"):
     """All applicable metrics for one run, as a flat dict."""
     if "eval_rates_heldin" not in output:
         raise InputError(data_path, "eval_rates_heldin", "model output lacks evaluation rates")
@@ -34,5 +34,5 @@ def evaluate_run(data, attrs, output, data_path="<data>"):
     if "eval_spikes_heldout" in data or "eval_behavior" in data:
         from latentdyn.metrics.nlb import evaluate_submission
 
-        metrics.update(evaluate_submission(data, output, attrs["dataset"]))
+        metrics.update(evaluate_submission(data, output, attrs["dataset"], submission_path=output_path))
     return metrics
