@@ -34,7 +34,8 @@ def write_nwb(path, trials, spike_times, heldout=None, obs_intervals=None, behav
     if behavior:
         module = nwb.create_processing_module(name="behavior", description="behaviour")
         for name, data in behavior.items():
-            module.add(TimeSeries(name=name, data=np.asarray(data), unit="a.u.", rate=1000.0, starting_time=0.0))
+            module.add(TimeSeries(name=name, data=np.asarray(data), unit="a.u.", rate=1000.0,
+                                  starting_time=0.0))
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
     return path

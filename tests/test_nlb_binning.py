@@ -34,7 +34,8 @@ def assert_same(expected, ours, name):
 
 @pytest.mark.parametrize("bin_ms", [5, 20])
 def test_matches_nlb_tools_reference_vector(bin_ms):
-    arrays, attrs = make_binned_tensors([REFERENCE / "maze_simple.nwb"], dataset_spec("mc_maze"), bin_ms, "val")
+    nwb = REFERENCE / "maze_simple.nwb"
+    arrays, attrs = make_binned_tensors([nwb], dataset_spec("mc_maze"), bin_ms, "val")
     with h5py.File(REFERENCE / "maze_simple_expected.h5", "r") as expected:
         # input/eval_spikes_heldout is the same array as target/eval_spikes_heldout for MC_Maze
         for part in ("input", "target"):
@@ -163,9 +164,9 @@ def test_missing_fields_raise_input_error_naming_them(tmp_path, maze_like):
     assert error.value.path == str(maze_like) and "\n" not in str(error.value)
     with pytest.raises(InputError, match="finger_vel"):
         make_binned_tensors([maze_like], simple_spec(behavior_fields=["finger_vel"]), 10, "val")
-    no_heldout = write_nwb(tmp_path / "no_heldout.nwb", {"start_time": [0.0, 1.0], "stop_time": [0.9, 1.9],
-                                                          "move_onset_time": [0.5, 1.5], "split": ["train", "val"]},
-                           [[0.1]], obs_intervals=[[[0.0, 2.0]]])
+    trials = {"start_time": [0.0, 1.0], "stop_time": [0.9, 1.9], "move_onset_time": [0.5, 1.5],
+              "split": ["train", "val"]}
+    no_heldout = write_nwb(tmp_path / "no_heldout.nwb", trials, [[0.1]], obs_intervals=[[[0.0, 2.0]]])
     with pytest.raises(InputError) as error:
         make_binned_tensors([no_heldout], simple_spec(), 10, "val")
     assert error.value.field == "heldout" and str(no_heldout) in str(error.value)
@@ -185,7 +186,8 @@ def test_truth_sidecar(tmp_path, maze_like):
     mean_ms = 700 + 10 * np.arange(30) + 4.5  # train trial 0: bins 70..99
     np.testing.assert_allclose(arrays["train_true_rates_heldin"][0], np.stack(
         [(10 + mean_ms / 100) * 0.01, (20 + mean_ms / 100) * 0.01], 1), rtol=1e-6)
-    np.testing.assert_allclose(arrays["train_true_rates_heldout"][0, :, 0], (30 + mean_ms / 100) * 0.01, rtol=1e-6)
+    np.testing.assert_allclose(arrays["train_true_rates_heldout"][0, :, 0], (30 + mean_ms / 100) * 0.01,
+                               rtol=1e-6)
     np.testing.assert_allclose(arrays["train_true_latents"][0, :, 1], -mean_ms, rtol=1e-6)
     assert arrays["eval_true_rates_heldin"].shape == (1, 30, 2)
 
@@ -197,7 +199,8 @@ def test_test_phase_with_train_and_test_files(tmp_path):
                             "split": ["train", "val"]},
                            [[0.45], [0.45]], heldout=[False, True], obs_intervals=[[[0.0, 2.0]]] * 2)
     test_file = write_nwb(tmp_path / "sub_desc-test.nwb",
-                          {"start_time": [0.0], "stop_time": [0.9], "move_onset_time": [0.5], "split": ["test"]},
+                          {"start_time": [0.0], "stop_time": [0.9], "move_onset_time": [0.5],
+                           "split": ["test"]},
                           [[0.55]], heldout=[False], obs_intervals=[[[0.0, 1.0]]])
     arrays, attrs = make_binned_tensors([train_file, test_file], simple_spec(), 10, "test")
     # files lie on the timeline in name order (test first), as nlb_tools globs a directory
@@ -221,9 +224,11 @@ def test_dmfc_jitter_and_front_padded_target(tmp_path):
               "ts": [800.0, 800.0, 800.0, 800.0], "tp": [800.0, 800.0, 800.0, 800.0],
               "is_outlier": [0, 1, 0, 0]}
     spikes = [go - 0.01, go - 0.01]
-    path = write_nwb(tmp_path / "dmfc.nwb", trials, spikes, heldout=[False, True], obs_intervals=[[[0.0, 12.0]]] * 2)
+    path = write_nwb(tmp_path / "dmfc.nwb", trials, spikes, heldout=[False, True],
+                     obs_intervals=[[[0.0, 12.0]]] * 2)
     arrays, _ = make_binned_tensors([path], dataset_spec("dmfc_rsg"), 20, "val")
-    jitter_bins = np.round(np.random.RandomState(0).random_sample(2) * 15).astype(int)  # clip(1500-800,0,300)/20
+    # jitter range: clip(1500 - tp, 0, 300) ms = 15 bins of 20 ms; one seeded draw per val trial
+    jitter_bins = np.round(np.random.RandomState(0).random_sample(2) * 15).astype(int)
     heldout = arrays["eval_spikes_heldout"][:, :, 0]
     heldin = arrays["eval_spikes_heldin"][:, :, 0]
     assert heldout.shape == heldin.shape == (2, 75)
@@ -237,7 +242,8 @@ def test_dmfc_jitter_and_front_padded_target(tmp_path):
     assert arrays["psth"].shape == (2, 75, 2) and np.isnan(arrays["psth"][:, :35]).all()
 
 
-def test_cli_writes_binned_file_and_reports_bad_input(tmp_path, capsys, maze_like):
+def test_cli_writes_binned_file_and_reports_bad_input(tmp_path, capsys, monkeypatch, maze_like):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # for the script's _bootstrap import
     spec = importlib.util.spec_from_file_location("bin_nwb", REPO / "scripts" / "bin_nwb.py")
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)

@@ -100,3 +100,27 @@ def test_lint_and_format_are_clean():
         [sys.executable, "-m", "snakefmt", "--check", "Snakefile", "workflow/rules"], cwd=REPO, capture_output=True, text=True
     )
     assert snakefmt.returncode == 0, snakefmt.stdout + snakefmt.stderr
+
+
+def test_user_dataset_with_a_missing_field_fails_naming_it(tiny_run, tmp_path):
+    nwb = tiny_run / "results" / "data" / "nwb" / "reaching" / "reaching.nwb"
+    user = {
+        "nwb": [str(nwb)],
+        "align_field": "reach_start_time",
+        "window_ms": [-250, 450],
+        "behavior_fields": ["hand_vel"],
+        "behavior_lag_ms": 100,
+        "condition_fields": ["trial_type"],
+        "psth_sigma_ms": 70,
+        "allow_overlap": False,
+    }
+    config = {"user_datasets": {"mine": user}}
+    with pytest.raises(WorkflowError):
+        run_workflow(tmp_path, [TINY_CONFIG], config, targets=["results/data/binned/mine_20ms.h5"], executor="local")
+    log = (tmp_path / "results" / "logs" / "bin_nwb" / "mine_20ms.log").read_text().strip().splitlines()
+    assert log[-1].startswith(f"{nwb}: field 'reach_start_time': missing")
+    assert not (tmp_path / "results" / "data" / "binned" / "mine_20ms.h5").exists()
+
+    user["align_field"] = "move_onset_time"
+    run_workflow(tmp_path, [TINY_CONFIG], config, targets=["results/data/binned/mine_20ms.h5"], executor="local")
+    assert (tmp_path / "results" / "data" / "binned" / "mine_20ms.h5").exists()

@@ -117,19 +117,32 @@ def all_targets():
 
 
 def nwb_inputs(wildcards):
-    """What the binning of `dataset` reads: a download manifest, or a simulated NWB and its truth."""
-    if wildcards.dataset in SIMULATED_NWB:
+    """What binning `dataset` reads: a simulated NWB and its truth, a user's NWB files, or a download."""
+    name = wildcards.dataset
+    if name in SIMULATED_NWB:
         return {
-            "nwb": f"results/data/nwb/{wildcards.dataset}/{wildcards.dataset}.nwb",
-            "truth": f"results/data/nwb/{wildcards.dataset}/{wildcards.dataset}_truth.h5",
+            "nwb": f"results/data/nwb/{name}/{name}.nwb",
+            "truth": f"results/data/nwb/{name}/{name}_truth.h5",
         }
-    return {"manifest": f"results/data/nwb/{wildcards.dataset}/manifest.json"}
+    if name in config["user_datasets"]:
+        return {"nwb": config["user_datasets"][name]["nwb"]}
+    if name in config["nlb_sources"]:
+        return {"manifest": f"results/data/nwb/{name}/manifest.json"}
+    raise ValueError(
+        f"config: nlb_study.datasets: '{name}' is neither an NLB source, a user dataset nor simulated"
+    )
 
 
 def nwb_arguments(wildcards, input):
-    if "manifest" in input.keys():
-        return f"--manifest {input.manifest}"
-    return f"--nwb {input.nwb} --truth {input.truth} --spec mc_maze"
+    """bin_nwb.py's source and spec arguments for `dataset`."""
+    name = wildcards.dataset
+    if name in SIMULATED_NWB:
+        return f"--nwb {input.nwb} --truth {input.truth} --spec mc_maze"
+    if name in config["user_datasets"]:
+        spec = {k: v for k, v in config["user_datasets"][name].items() if k != "nwb"}
+        spec["bin_ms"] = [int(wildcards.bin_ms)]
+        return f"--nwb {' '.join(input.nwb)} --spec-json {json_arg(spec)}"
+    return f"--manifest {input.manifest}"
 
 
 def test_targets_argument(wildcards):

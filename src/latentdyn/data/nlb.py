@@ -25,7 +25,7 @@ PHASES = ("val", "test")
 WINDOW_END_EXCLUSION_NS = 1_000  # make_trial_data ends windows 1 us early so `.loc` excludes the end
 SHORT_TRIAL_FRACTION = 0.8  # _make_psth drops trials shorter than this fraction of the mean length
 TRUTH_CHUNK_ROWS = 200_000
-SPIKE_CHUNK = 32_768  # spikes smoothed at once (bounds memory to tens of MB)
+SPIKE_CHUNK = 65_536  # spikes smoothed at once (bounds memory to ~150 MB)
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ def make_binned_tensors(nwb_paths, spec: DatasetSpec, bin_ms: int, phase: str, t
     'test' phase: train = 'train'+'val', eval = 'test'; eval targets (held-out spikes, behaviour,
     forward spikes, PSTH, condition indices, decode masks) are hidden there and left out.
     `truth_path`: optional simulator sidecar (timestamps, rates in Hz, latents) on the same clock.
+    Several files lie on one timeline in file-name order, so `*_trial_ids` count rows in that order.
+    Shapes follow docs/formats.md except DMFC's behaviour, which is (trials, 5) trial fields as in NLB.
     """
     if phase not in PHASES:
         raise InputError("<phase>", "phase", f"'{phase}' is not one of {PHASES}")
@@ -79,9 +81,10 @@ def make_binned_tensors(nwb_paths, spec: DatasetSpec, bin_ms: int, phase: str, t
         if with_targets:
             if group_name == "heldout":
                 arrays["eval_spikes_heldout"] = _gather(counts, evaluation.target, observed)
-            arrays[f"eval_spikes_{group_name}_forward"] = _gather(counts, evaluation.target_forward, observed)
+            arrays[f"eval_spikes_{group_name}_forward"] = _gather(counts, evaluation.target_forward,
+                                                                  observed)
         log.info("binned %s spikes at %d ms", group_name, bin_ms)
-    del counts
+    del counts  # the last group's counts; behaviour is read next
 
     behavior_names = []
     if spec.behavior_fields:
@@ -119,15 +122,15 @@ class _Split:
     def __init__(self, rec, spec, in_split, bin_ms, n_bins):
         self.in_split = in_split
         jitter = _jitter_ms(rec, spec, in_split, bin_ms) if spec.jitter else None
-        main = window_bins(rec, in_split, spec.window, bin_ms, n_bins, jitter)
-        keep = main.count > 0  # make_trial_data drops trials whose alignment is missing
+        main = _window_bins(rec, in_split, spec.window, bin_ms, n_bins, jitter)
+        keep = main.count > 0  # make_trial_data yields no rows for a trial without alignment or data
         self.rows = in_split[keep]
         self.jitter_ms = None if jitter is None else jitter[keep]
 
         def slices(window, lag_ms=None):
             chosen = window if lag_ms is None else window.lagged(lag_ms)
-            located = _subset(window_bins(rec, in_split, chosen, bin_ms, n_bins, jitter), keep)
-            return place(located, window.length_bins(bin_ms), window.pad,
+            located = _subset(_window_bins(rec, in_split, chosen, bin_ms, n_bins, jitter), keep)
+            return _place(located, window.length_bins(bin_ms), window.pad,
                          self.jitter_ms if window.offsets_ms is None else None, bin_ms)
 
         self.main = slices(spec.window)
@@ -138,7 +141,7 @@ class _Split:
             self.behavior = slices(spec.target_window, spec.behavior_lag_ms)
 
 
-def window_bins(rec, rows, window, bin_ms, n_bins, jitter_ms=None):
+def _window_bins(rec, rows, window, bin_ms, n_bins, jitter_ms=None):
     """Locate trial windows on the binned timeline exactly as `NWBDataset.make_trial_data` does.
 
     `rows` are the selected trials (nlb's `ignored_trials` is everything else): a window is cut where
@@ -179,7 +182,7 @@ def _subset(bins, keep):
     return WindowBins(bins.first[keep], bins.count[keep], bins.align_offset[keep])
 
 
-def place(bins, length, pad="back", jitter_ms=None, bin_ms=1):
+def _place(bins, length, pad="back", jitter_ms=None, bin_ms=1):
     """Fit windows into rows of `length` bins as `make_jagged_array` does: NaN-pad at the `pad` end,
     and shift by the jitter (in bins) for windows not aligned by offsets."""
     shift = np.zeros_like(bins.count) if jitter_ms is None else np.round(jitter_ms / bin_ms).astype(np.int64)
@@ -286,22 +289,23 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
         skipped = _trial_values(rec, spec.outlier_field, slice(None)) == 1
     table = rec.trials[fields]
     combos = sorted(set(table[~ignored].dropna().itertuples(index=False, name=None)))
-    rows_per_combo, cond_bins, train_idx, eval_idx = [], [], [], []
+    cond_bins, train_idx, eval_idx = [], [], []
     for combo in combos:
         in_combo = np.all([table[f].to_numpy() == value for f, value in zip(fields, combo)], axis=0)
         rows = np.flatnonzero(in_combo & ~ignored & ~skipped)
         if len(rows) == 0:
             continue
-        bins = window_bins(rec, rows, window, bin_ms, n_bins)
+        bins = _window_bins(rec, rows, window, bin_ms, n_bins)
         present = bins.count > 0
         if not present.any():
             continue
         keep = present & (bins.count >= SHORT_TRIAL_FRACTION * bins.count[present].mean())
-        rows_per_combo.append(rows[keep])
         cond_bins.append(_subset(bins, keep))
         train_idx.append(np.flatnonzero(np.isin(train_rows, rows[keep])))
         eval_idx.append(np.flatnonzero(np.isin(eval_rows, rows[keep])))
 
+    if not cond_bins:
+        raise InputError(rec.paths[0], fields[0], "no condition has a trial with data; needed for PSTHs")
     sample_bin, sample_group, group_rows = _psth_samples(cond_bins, window.pad)
     n_groups = sum(len(r) for r in group_rows)
     units = [(g, c) for g in (rec.heldin, rec.heldout) if g is not None for c in range(len(g.unit_ids))]
@@ -322,10 +326,8 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
         block = means[start:start + len(offsets)]
         start += len(offsets)
         block = block[:length] if window.pad == "back" else block[-length:]
-        if window.pad == "back":
-            psth[index, :len(block)] = block
-        else:
-            psth[index, length - len(block):] = block
+        position = 0 if window.pad == "back" else length - len(block)
+        psth[index, position:position + len(block)] = block
     return psth, train_idx, eval_idx
 
 
@@ -386,10 +388,9 @@ def smoothed_bin_sums(spikes_ms, observed_ms, kernel, bin_ms, n_bins):
         kernel_from = np.maximum(cut_bins * bin_ms, cut_from) - cut_first
         kernel_to = np.minimum((cut_bins + 1) * bin_ms - 1, cut_to) - cut_first + 1
         live = kernel_to > kernel_from
-        bins = np.concatenate([whole_bins.ravel(), cut_bins[live]])
-        weights = np.concatenate([table[whole % bin_ms].ravel(),
-                                  cumulative[kernel_to[live]] - cumulative[kernel_from[live]]])
-        sums += np.bincount(bins, weights=weights, minlength=n_bins)[:n_bins]
+        whole_sums = np.bincount(whole_bins.ravel(), weights=table[whole % bin_ms].ravel(), minlength=n_bins)
+        sums += whole_sums[:n_bins]
+        np.add.at(sums, cut_bins[live], cumulative[kernel_to[live]] - cumulative[kernel_from[live]])
     sums[~observed_ms[::bin_ms]] = np.nan
     return sums
 
@@ -446,7 +447,8 @@ def _check_bin_size(spec, bin_ms):
     for window in windows:
         span = window.offsets_ms[1] - window.offsets_ms[0] if window.offsets_ms else window.length_ms
         if span % bin_ms:
-            raise InputError(f"<spec {spec.name}>", "bin_ms", f"{bin_ms} ms does not divide a {span} ms window")
+            raise InputError(f"<spec {spec.name}>", "bin_ms",
+                             f"{bin_ms} ms does not divide a {span} ms window")
 
 
 def _require_trial_fields(rec, spec):
