@@ -44,6 +44,7 @@ class Recording:
 
     paths: tuple[Path, ...]  # timeline order
     offsets_ms: tuple[int, ...]  # where each file's time zero lies on the timeline
+    file_ms: tuple[int, ...]  # each file's own span (samples from its time zero)
     n_ms: int  # samples on the timeline
     trials: pd.DataFrame  # all trial tables stacked in timeline order; row = trial id
     trial_file: np.ndarray  # file index of each trial row
@@ -70,7 +71,7 @@ class Recording:
                 series = _timeseries_by_name(io.read()).get(name)
                 if series is None:
                     continue
-                data, samples, channels = _read_series(path, name, series, self._file_span_ms(index))
+                data, samples, channels = _read_series(path, name, series, self.file_ms[index])
             order = np.argsort(channels, kind="stable")  # nlb_tools sorts channel columns by name
             if values is None:
                 values = np.full((self.n_ms, len(channels)), np.nan)
@@ -82,10 +83,6 @@ class Recording:
             raise InputError(self.paths[0], name, "no such continuous signal in processing/ or acquisition/; "
                                                   "needed as behaviour")
         return values, names
-
-    def _file_span_ms(self, index):
-        end = self.offsets_ms[index + 1] if index + 1 < len(self.paths) else self.n_ms
-        return end - self.offsets_ms[index]
 
 
 def read_recording(nwb_paths):
@@ -109,7 +106,8 @@ def read_recording(nwb_paths):
     heldout = _unit_group(files, offsets, n_ms, want_heldout=True)
     if heldin is None:
         raise InputError(paths[0], "heldout", "every unit is held out; held-in units are the model input")
-    return Recording(paths, tuple(offsets), n_ms, trials, trial_file, heldin, heldout)
+    return Recording(paths, tuple(offsets), tuple(f["n_ms"] for f in files), n_ms, trials, trial_file,
+                     heldin, heldout)
 
 
 def _read_file(path):
