@@ -10,6 +10,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
+from latentdyn.config import ConfigError
 from workflow_api import PAPER_CONFIG, REPO, TINY_CONFIG, run_workflow
 
 
@@ -40,14 +41,14 @@ def test_paper_config_plans_every_combination(tmp_path):
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, named):
-    with pytest.raises(WorkflowError) as error:
+    with pytest.raises(ConfigError) as error:
         run_workflow(tmp_path, config=override)
-    assert named in str(error.value)
+    assert named in str(error.value) and len(str(error.value).splitlines()) == 1
     assert not (tmp_path / "results").exists()
 
 
 def test_unknown_model_in_a_study_is_named(tmp_path):
-    with pytest.raises(Exception, match="no model named 'lstm'"):
+    with pytest.raises(Exception, match=r"attractor_study\.models: no model named 'lstm'"):
         run_workflow(tmp_path, config={"attractor_study": {"models": ["lstm"]}})
 
 

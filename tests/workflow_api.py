@@ -18,7 +18,7 @@ TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def run_workflow(workdir, configfiles=(), config=None, targets=("all",), executor="dryrun", cores=2, report=None):
-    """Plan (executor='dryrun') or run the workflow; returns a Counter of planned jobs per rule."""
+    """Plan (executor='dryrun') or run the workflow; returns a Counter of jobs needing a run, per rule."""
     with SnakemakeApi(OutputSettings()) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=cores),
@@ -29,7 +29,7 @@ def run_workflow(workdir, configfiles=(), config=None, targets=("all",), executo
         )
         dag = workflow.dag(DAGSettings(targets=set(targets)))
         dag.execute_workflow(executor=executor)
-        jobs = Counter(job.rule.name for job in dag.workflow_api._workflow.dag.jobs)
+        jobs = Counter(job.rule.name for job in dag.workflow_api._workflow.dag.needrun_jobs(exclude_finished=False))
         if report is not None:
             from snakemake.report.html_reporter import ReportSettings
 

@@ -153,3 +153,16 @@ def test_targets_argument(wildcards):
     if re.sub(r"_[0-9]+ms$", "", wildcards.dataset) not in config["nlb_sources"]:
         return ""
     return f"--test-targets {study['test_targets']}"
+
+
+def check_study_models():
+    """Every model a study names must be defined under `models:`."""
+    for study in ("attractor_study", "nlb_study"):
+        for name in (config.get(study) or {}).get("models", []):
+            if name not in config["models"]:
+                raise ValueError(
+                    f"config: {study}.models: no model named '{name}' (known: {sorted(config['models'])})"
+                )
+
+
+check_study_models()

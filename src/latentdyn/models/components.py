@@ -23,7 +23,17 @@ class BidirectionalGRUEncoder(nn.Module):
         return self.dropout(self.to_output(self.dropout(summary)))
 
 
-class GRUDynamics(nn.Module):
+class AutonomousDynamics(nn.Module):
+    """A latent state advanced by a learned map `step`; subclasses define `step` and its fixed points."""
+
+    def unroll(self, initial_state, n_steps):
+        states = [initial_state]
+        for _ in range(n_steps - 1):
+            states.append(self.step(states[-1]))
+        return torch.stack(states, dim=1)
+
+
+class GRUDynamics(AutonomousDynamics):
     """Autonomous GRU: the latent state is the GRU's hidden state, driven by a constant zero input."""
 
     def __init__(self, latent_size):
@@ -37,14 +47,8 @@ class GRUDynamics(nn.Module):
         """Zero exactly at fixed points of the discrete map."""
         return self.step(state) - state
 
-    def unroll(self, initial_state, n_steps):
-        states = [initial_state]
-        for _ in range(n_steps - 1):
-            states.append(self.step(states[-1]))
-        return torch.stack(states, dim=1)
 
-
-class NeuralODEDynamics(nn.Module):
+class NeuralODEDynamics(AutonomousDynamics):
     """Neural ODE: an MLP vector field (latent -> hidden tanh -> latent) integrated over t in [0, 1].
 
     Sedler et al. 2023 integrate with torchdyn's adaptive solver over `n_steps` points on [0, 1]. Here
@@ -76,12 +80,6 @@ class NeuralODEDynamics(nn.Module):
     def fixed_point_residual(self, state):
         """The vector field itself: zero exactly at the ODE's fixed points."""
         return self.vector_field(state)
-
-    def unroll(self, initial_state, n_steps):
-        states = [initial_state]
-        for _ in range(n_steps - 1):
-            states.append(self.step(states[-1]))
-        return torch.stack(states, dim=1)
 
 
 class LinearReadout(nn.Module):
