@@ -1,6 +1,7 @@
 """Score a model output file against its binned dataset; write metrics.json."""
 
 import argparse
+from pathlib import Path
 
 import _bootstrap  # noqa: F401
 
@@ -25,7 +26,8 @@ def main():
         data.update(load_test_targets(args.test_targets, attrs["dataset"], round(attrs["bin_width_s"] * 1000)))
     output, output_attrs = read_model_output(args.output)
     metrics = evaluate_run(data, attrs, output, args.data, args.output)
-    metrics.update(dataset=attrs["dataset"], model=output_attrs["model"], seed=int(output_attrs["seed"]))
+    # the binned file's name (e.g. mc_maze_20ms) tells bin sizes of one recording apart
+    metrics.update(dataset=Path(args.data).stem, model=output_attrs["model"], seed=int(output_attrs["seed"]))
     metrics["latent_size"] = output_attrs["model_params"].get("latent_size")
     write_json(args.out, metrics)
     print(metrics, flush=True)

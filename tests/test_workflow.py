@@ -80,7 +80,7 @@ def test_tiny_workflow_tables_and_outputs(tiny_run):
     assert set(attractors["model"]) == {"gru-L3", "node-L3"}
     assert attractors[["nll", "rate_r2", "state_r2"]].notna().all().all()
     nlb = pd.read_csv(tiny_run / "results" / "tables" / "nlb_study.csv")
-    assert nlb.loc[0, "dataset"] == "reaching" and {"co-bps", "vel R2", "psth R2", "fp-bps"} <= set(nlb.columns)
+    assert nlb.loc[0, "dataset"] == "reaching_20ms" and {"co-bps", "vel R2", "psth R2", "fp-bps"} <= set(nlb.columns)
     run = tiny_run / "results" / "runs" / "lorenz" / "node-L3" / "seed0"
     with h5py.File(run / "output.h5") as f:
         assert f["eval_rates_heldin"].shape == (8, 20, 6) and f["eval_latents"].shape == (8, 20, 3)

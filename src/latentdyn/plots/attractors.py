@@ -35,7 +35,10 @@ def plot_metric_vs_latent(table, metric):
         for family, rows in table[table["dataset"] == system].groupby("family"):
             stats = rows.groupby("latent_size")[metric].agg(["mean", "std"]).fillna(0.0)
             ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=family.upper(), color=model_color(family))
+        sizes = sorted(table["latent_size"].unique())
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [str(int(k)) for k in sizes])
+        ax.minorticks_off()
         ax.set(title=system, xlabel="latent size", ylabel=METRIC_LABELS.get(metric, metric))
         ax.legend()
     fig.tight_layout()
