@@ -13,9 +13,10 @@ from scipy import signal
 from latentdyn.data.nlb import make_binned_tensors, smoothed_bin_sums
 from latentdyn.data.nlb_specs import dataset_spec, user_spec
 from latentdyn.errors import InputError
+from nlb_reference import REFERENCE_DIR
 from nwb_factory import write_nwb
 
-REFERENCE = Path("/work/shared/reference/nlb_vectors")
+REFERENCE = REFERENCE_DIR / "nlb_vectors"
 REPO = Path(__file__).resolve().parents[1]
 
 
