@@ -16,6 +16,7 @@ import time
 
 import _bootstrap  # noqa: F401
 
+from latentdyn.cli import main_guard
 from latentdyn.data.dandi_download import manifest_nwb_paths
 from latentdyn.data.format import write_binned
 from latentdyn.data.nlb import PHASES, make_binned_tensors
@@ -39,31 +40,27 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+@main_guard
 def main(argv=None):
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="bin_nwb: %(message)s", stream=sys.stdout)
     started = time.perf_counter()
-    try:
-        if args.spec_json:
-            try:
-                config = json.loads(args.spec_json)
-            except json.JSONDecodeError as error:
-                raise InputError("--spec-json", "<json>", f"not valid JSON ({error})") from None
-            spec = user_spec(args.dataset, config, source="--spec-json")
-        elif args.spec:
-            spec = dataclasses.replace(dataset_spec(args.spec), name=args.dataset)
-        else:
-            spec = dataset_spec(args.dataset)
-        nwb_paths = args.nwb or manifest_nwb_paths(args.manifest)
-        arrays, attrs = make_binned_tensors(nwb_paths, spec, args.bin_ms, args.phase, truth_path=args.truth)
-        write_binned(args.out, arrays, attrs)
-    except InputError as error:
-        print(error, file=sys.stderr)
-        return 2
+    if args.spec_json:
+        try:
+            config = json.loads(args.spec_json)
+        except json.JSONDecodeError as error:
+            raise InputError("--spec-json", "<json>", f"not valid JSON ({error})") from None
+        spec = user_spec(args.dataset, config, source="--spec-json")
+    elif args.spec:
+        spec = dataclasses.replace(dataset_spec(args.spec), name=args.dataset)
+    else:
+        spec = dataset_spec(args.dataset)
+    nwb_paths = args.nwb or manifest_nwb_paths(args.manifest)
+    arrays, attrs = make_binned_tensors(nwb_paths, spec, args.bin_ms, args.phase, truth_path=args.truth)
+    write_binned(args.out, arrays, attrs)
     print(f"bin_nwb: wrote {args.out} ({len(arrays['train_trial_ids'])} train, "
           f"{len(arrays['eval_trial_ids'])} eval trials) in {time.perf_counter() - started:.1f} s")
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

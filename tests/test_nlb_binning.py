@@ -249,14 +249,16 @@ def test_cli_writes_binned_file_and_reports_bad_input(tmp_path, capsys, monkeypa
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
     out = tmp_path / "binned.h5"
-    assert cli.main(["--nwb", str(REFERENCE / "maze_simple.nwb"), "--dataset", "mc_maze", "--bin-ms", "20",
-                     "--phase", "val", "--out", str(out)]) == 0
+    cli.main(["--nwb", str(REFERENCE / "maze_simple.nwb"), "--dataset", "mc_maze", "--bin-ms", "20",
+              "--phase", "val", "--out", str(out)])
     arrays, attrs = read_binned(out)
     assert arrays["train_spikes_heldin"].shape == (30, 35, 14) and len(arrays["eval_cond_idx"]) == 8
     assert attrs["dataset"] == "mc_maze" and attrs["bin_width_s"] == 0.02 and attrs["phase"] == "val"
     bad = '{"align_field": "nope", "window_ms": [0, 100], "bin_ms": [10], "behavior_fields": [], ' \
           '"behavior_lag_ms": 0, "condition_fields": [], "psth_sigma_ms": 20, "allow_overlap": false}'
-    assert cli.main(["--nwb", str(maze_like), "--dataset", "mine", "--bin-ms", "10", "--phase", "val",
-                     "--out", str(tmp_path / "bad.h5"), "--spec-json", bad]) == 2
+    with pytest.raises(SystemExit) as exit_status:
+        cli.main(["--nwb", str(maze_like), "--dataset", "mine", "--bin-ms", "10", "--phase", "val",
+                  "--out", str(tmp_path / "bad.h5"), "--spec-json", bad])
+    assert exit_status.value.code == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1 and "'nope'" in error_lines[0] and not (tmp_path / "bad.h5").exists()

@@ -119,7 +119,7 @@ def test_user_dataset_with_a_missing_field_fails_naming_it(tiny_run, tmp_path):
     with pytest.raises(WorkflowError):
         run_workflow(tmp_path, [TINY_CONFIG], config, targets=["results/data/binned/mine_20ms.h5"], executor="local")
     log = (tmp_path / "results" / "logs" / "bin_nwb" / "mine_20ms.log").read_text().strip().splitlines()
-    assert log[-1].startswith(f"{nwb}: field 'reach_start_time': missing")
+    assert log[-1].startswith(f"error: {nwb}: field 'reach_start_time': missing")
     assert not (tmp_path / "results" / "data" / "binned" / "mine_20ms.h5").exists()
 
     user["align_field"] = "move_onset_time"
