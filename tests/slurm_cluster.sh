@@ -52,7 +52,11 @@ if [[ ${1:-} == stop ]]; then
 fi
 [[ -z ${1:-} ]] || die "unknown argument '$1' (usage: slurm_cluster.sh [stop])"
 mkdir -p "$STATE"/{log,ctld,spool,fakegpu}
-exec 9>"$STATE/lock" && flock 9   # one run at a time (CI and the pytest fixture both call us)
+# One run at a time (CI and the pytest fixture both call us). Every daemon below is
+# started with fd 9 closed: munged keeps inherited descriptors open, and a daemon
+# holding the lock would make every later run wait forever.
+exec 9>"$STATE/lock"
+flock -w 120 9 || die "another slurm_cluster.sh has held $STATE/lock for 120 s"
 
 # --- 1. packages ---------------------------------------------------------------
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null \
@@ -74,7 +78,7 @@ if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
     chown -R munge:munge /etc/munge && chmod 700 /etc/munge && chmod 400 /etc/munge/munge.key
     install -d -o munge -g munge -m 755 /run/munge
     install -d -o munge -g munge -m 700 /var/lib/munge /var/log/munge
-    runuser -u munge -- /usr/sbin/munged >"$STATE/log/munged.start" 2>&1 \
+    runuser -u munge -- /usr/sbin/munged >"$STATE/log/munged.start" 2>&1 9>&- \
       || die "munged did not start: $(tail -n1 "$STATE/log/munged.start")"
     for _ in $(seq 25); do munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break; sleep 0.2; done
     munge -n | unmunge >/dev/null 2>&1 || die "munged started but munge -n | unmunge fails"
@@ -150,11 +154,11 @@ for d in slurmctld slurmd; do   # a daemon from another state dir would hold the
     [[ -z $other ]] || die "a $d not started from $STATE is running (pid $other); stop it first"
 done
 if ! running slurmctld "$STATE/slurmctld.pid"; then
-    slurmctld >"$STATE/log/slurmctld.start" 2>&1 \
+    slurmctld >"$STATE/log/slurmctld.start" 2>&1 9>&- \
       || die "slurmctld did not start: $(lastlog slurmctld)"
 fi
 if ! running slurmd "$STATE/slurmd.pid"; then
-    slurmd >"$STATE/log/slurmd.start" 2>&1 \
+    slurmd >"$STATE/log/slurmd.start" 2>&1 9>&- \
       || die "slurmd did not start: $(lastlog slurmd)"
 fi
 
