@@ -68,7 +68,7 @@ def plot_latent_trajectories(data, runs, system, n_trials=20):
             ax.plot(*trial.T, color=model_color(name), lw=0.6, alpha=0.7)
         if len(points):
             ax.scatter(*project(points).T, marker="x", s=60, color="red", depthshade=False)
-        ax.set_title(f"{system}: {name}\n{len(points)} fixed points", fontsize=9)
+        ax.set_title(f"{system}: {name}\n{len(points)} fixed point{'' if len(points) == 1 else 's'}", fontsize=9)
     return fig
 
 
