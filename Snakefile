@@ -2,7 +2,7 @@
 # This file only loads and validates the config, includes one rule file per stage and defines `all`.
 from snakemake.utils import min_version, validate
 
-from latentdyn.config import check_config
+from latentdyn.config import check_config, check_semantics, drop_switched_off_studies
 
 min_version("9.0")
 
@@ -11,7 +11,9 @@ configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
+drop_switched_off_studies(config)
 validate(config, "workflow/schemas/config.schema.yaml")
+check_semantics(config)
 
 
 report: "workflow/report/workflow.rst"

@@ -12,12 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from latentdyn.models.sequential_autoencoder import build_model, make_loss  # noqa: E402
-from latentdyn.training.loop import TrainingSettings, resolve_device, train  # noqa: E402
+from latentdyn.data.prepare import prepare  # noqa: E402
+from latentdyn.models.kinds import resolve_model  # noqa: E402
+from latentdyn.models.sequential_autoencoder.model import build  # noqa: E402
+from latentdyn.training.checkpoints import run_identity  # noqa: E402
+from latentdyn.training.trainer import TrainerSettings, fit, resolve_device  # noqa: E402
 
 
 def main():
@@ -28,16 +32,19 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    generator = torch.Generator().manual_seed(0)
-    train_data = torch.poisson(torch.full((1280, 70, 10), 1.5), generator=generator)
-    valid_data = torch.poisson(torch.full((320, 70, 10), 1.5), generator=generator)
+    rng = np.random.default_rng(0)
+    arrays = {f"{split}_spikes_heldin": rng.poisson(1.5, size=(n, 70, 10)).astype(np.float32) for split, n in (("train", 1280), ("valid", 320), ("eval", 320))}
+    prepared = prepare(arrays, {"dataset": "speed", "bin_width_s": 0.01}, valid_fraction=None, seed=0)
     for dynamics, solver, latent in [("gru", "rk4", 3), ("gru", "rk4", 100), ("node", "rk4", 3), ("node", "euler", 3), ("node", "rk4", 100)]:
-        params = {"latent_size": latent, "encoder_size": 64, "dropout": 0.05, "dynamics": dynamics, "vector_field_size": 128, "solver": solver}
-        model = build_model(params, 10, 70)
-        settings = TrainingSettings(epochs=args.epochs, batch_size=650, learning_rate=1e-3, log_every=10**6)
+        params = resolve_model(
+            "speed",
+            {"kind": "sequential_autoencoder", "dynamics": dynamics, "latent_size": latent, "solver": solver,
+             "learning_rate": 1e-3, "epochs": args.epochs, "log_every": 10**6},
+        )
+        model = build(params, prepared.shapes)
         with tempfile.TemporaryDirectory() as run_dir:
             start = time.perf_counter()
-            train(model, make_loss(None), train_data, valid_data, settings, run_dir=run_dir, seed=0, device=device)
+            fit(model, prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=0, device=device, identity="speed")
             seconds = (time.perf_counter() - start) / args.epochs
         label = f"{dynamics}{'/' + solver if dynamics == 'node' else ''} latent {latent}"
         print(f"{device.type:4s} {label:20s} {seconds:7.3f} s/epoch  -> 3000 epochs: {seconds * 3000 / 60:6.1f} min", flush=True)

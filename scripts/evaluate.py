@@ -25,7 +25,7 @@ def main():
 
         data.update(load_test_targets(args.test_targets, attrs["dataset"], round(attrs["bin_width_s"] * 1000)))
     output, output_attrs = read_model_output(args.output)
-    metrics = evaluate_run(data, attrs, output, args.data, args.output)
+    metrics = evaluate_run(data, attrs, output, args.data, args.output, output_attrs)
     # the binned file's name (e.g. mc_maze_20ms) tells bin sizes of one recording apart
     metrics.update(dataset=Path(args.data).stem, model=output_attrs["model"], seed=int(output_attrs["seed"]))
     metrics["latent_size"] = output_attrs["model_params"].get("latent_size")

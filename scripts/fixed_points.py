@@ -1,22 +1,22 @@
-"""Find fixed points of a trained sequential autoencoder's dynamics; write fixed_points.h5."""
+"""Find fixed points of a trained model's latent dynamics (kinds with `latent_dynamics`); write fixed_points.h5."""
 
 import argparse
 import json
-from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import h5py
 import numpy as np
 
 from latentdyn.cli import main_guard
-from latentdyn.data.format import read_model_output
+from latentdyn.errors import InputError
+from latentdyn.data.format import read_model_output, state_latents
 from latentdyn.io import atomic_path
 
 
 @main_guard
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", required=True, help="the run's output.h5 (checkpoint beside it)")
+    parser.add_argument("--output", required=True, help="the run's output.h5 (model.pt beside it)")
     parser.add_argument("--settings", required=True, help="JSON: n_starts, max_iterations, tolerance, learning_rate")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -24,16 +24,16 @@ def main():
     import torch
 
     from latentdyn.metrics.fixed_points import find_fixed_points
-    from latentdyn.models.sequential_autoencoder import build_model
-    from latentdyn.training.loop import load_trained
+    from latentdyn.models.kinds import get_kind
+    from latentdyn.models.run import load_trained
 
     torch.set_num_threads(1)
     settings = json.loads(args.settings)
     outputs, attrs = read_model_output(args.output)
-    trajectories = outputs["train_latents"]
-    _, n_steps, _ = trajectories.shape
-    n_neurons = outputs["train_rates_heldin"].shape[-1]
-    model = load_trained(Path(args.output).parent, build_model(attrs["model_params"], n_neurons, n_steps))
+    if "latent_dynamics" not in get_kind(attrs["kind"]).capabilities:
+        raise InputError(args.output, "kind", f"model kind '{attrs['kind']}' has no latent dynamics to analyse")
+    trajectories = state_latents(outputs, attrs, "train")
+    model, _ = load_trained(args.output)
     found = find_fixed_points(
         model.dynamics,
         trajectories,

@@ -1,6 +1,8 @@
 """Draw one paper figure (PNG + PDF). Subcommands name the figure kind; see workflow/rules/figures.smk."""
 
 import argparse
+import json
+from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import h5py
@@ -8,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from latentdyn.cli import main_guard
-from latentdyn.data.format import read_binned, read_model_output
-from latentdyn.plots import attractors, nlb
+from latentdyn.data.format import read_binned, read_model_output, state_latents
+from latentdyn.errors import InputError
+from latentdyn.io import reading
+from latentdyn.plots import attractors, lfads, nlb
 from latentdyn.plots.common import save_figure
 
 
@@ -18,8 +22,131 @@ def _run_name(output_path):
 
 
 def _read_fixed_points(path):
-    with h5py.File(path, "r") as f:
+    with reading(path, "fixed points file"), h5py.File(path, "r") as f:
         return f["points"][()], f["eigvals_real"][()] + 1j * f["eigvals_imag"][()]
+
+
+# Per-run figures (LFADS, training curves): each reads its files and returns a Figure; a missing key or
+# file stops with an InputError naming both.
+
+
+def _first_present(arrays, path, keys, why):
+    """The first of `keys` in `arrays` as (key, array); an InputError naming `path` and the first key else."""
+    for key in keys:
+        if key in arrays:
+            return key, np.asarray(arrays[key])
+    others = f" (nor {', '.join(keys[1:])})" if len(keys) > 1 else ""
+    raise InputError(path, keys[0], f"missing{others}; {why}")
+
+
+def _three_d(path, key, value):
+    if value.ndim != 3:
+        raise InputError(path, key, f"shape {value.shape}, expected (trials, bins, channels)")
+    return value
+
+
+def _output_attrs(path):
+    """A model output's root attributes, without reading its arrays."""
+    if not Path(path).exists():
+        raise InputError(path, "<file>", "model output does not exist")
+    with reading(path, "model output"), h5py.File(path, "r") as f:
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in f.attrs.items()}
+    for key, value in attrs.items():
+        if isinstance(value, str) and value[:1] in "[{":
+            try:
+                attrs[key] = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+    return attrs
+
+
+def _run_title(attrs, path):
+    """Figure title "<dataset>: <model> (seed <s>)", names from the run directory (<dataset>/<model>/seed<s>/)."""
+    parts = Path(path).parts
+    dataset, model = (parts[-4], parts[-3]) if len(parts) >= 4 else (attrs.get("dataset"), attrs.get("model"))
+    return f"{dataset}: {model}" + (f" (seed {attrs['seed']})" if "seed" in attrs else "")
+
+
+def _window_start(attrs):
+    """(start of the model-input window in ms from its alignment event, the event's name) from the binned
+    dataset's spec; (None, "window start") when the dataset has no window aligned by offsets."""
+    spec = attrs.get("spec")
+    if not isinstance(spec, dict):
+        return None, "window start"
+    window = spec.get("window") if isinstance(spec.get("window"), dict) else spec
+    offsets = window.get("offsets_ms") or window.get("window_ms")
+    if not offsets:
+        return None, "window start"
+    event = str(window.get("align_field", "alignment")).removesuffix("_time").replace("_", " ")
+    return float(offsets[0]), event
+
+
+def _lfads_rates(args):
+    output, out_attrs = read_model_output(args.output)
+    keys = [f"eval_true_rates_{group}" for group in ("heldin", "heldout")]
+    data, attrs = read_binned(args.data, keys=keys)
+    true, inferred, labels = [], [], []
+    for group in ("heldin", "heldout"):
+        truth_key, rates_key = f"eval_true_rates_{group}", f"eval_rates_{group}"
+        if group == "heldout" and (truth_key not in data or rates_key not in output):
+            continue
+        _, truth = _first_present(data, args.data, [truth_key], "the rates figure needs ground-truth rates")
+        _, rates = _first_present(output, args.output, [rates_key], "the model's inferred eval rates")
+        if _three_d(args.data, truth_key, truth).shape != rates.shape:
+            raise InputError(args.output, rates_key, f"shape {rates.shape}, expected {truth.shape} as "
+                                                     f"{truth_key} of {args.data}")
+        true.append(truth)
+        inferred.append(rates)
+        labels += [f"{group.replace('held', 'held-')} unit {i}" for i in range(truth.shape[-1])]
+    start, _ = _window_start(attrs)
+    return lfads.plot_rates_vs_truth(np.concatenate(true, axis=-1), np.concatenate(inferred, axis=-1),
+                                     attrs["bin_width_s"], _run_title(out_attrs, args.output),
+                                     start_ms=start or 0.0, neuron_labels=labels)
+
+
+def _lfads_factors(args):
+    output, out_attrs = read_model_output(args.output)
+    key, factors = _first_present(output, args.output, ["latents/eval_factors", "latents/train_factors"],
+                                  "the factors figure draws the inferred factors of a split")
+    split = key.split("/")[1].split("_")[0]
+    data, attrs = read_binned(args.data, keys=[f"{split}_cond_idx"])
+    start, _ = _window_start(attrs)
+    return lfads.plot_factor_trajectories(_three_d(args.output, key, factors), attrs["bin_width_s"],
+                                          data.get(f"{split}_cond_idx"),
+                                          f"{_run_title(out_attrs, args.output)}, {split} trials",
+                                          start_ms=start or 0.0)
+
+
+def _lfads_inputs(args):
+    output, out_attrs = read_model_output(args.output)
+    key, inputs = _first_present(
+        output, args.output, ["latents/eval_inferred_inputs", "latents/train_inferred_inputs"],
+        "the inferred-inputs figure needs a model with a controller (co_dim > 0)")
+    _, attrs = read_binned(args.data, keys=[])
+    start, event = _window_start(attrs)
+    split = key.split("/")[1].split("_")[0]
+    return lfads.plot_inferred_inputs(_three_d(args.output, key, inputs), attrs["bin_width_s"], start, event,
+                                      f"{_run_title(out_attrs, args.output)}, {split} trials")
+
+
+def _training_curves(args):
+    attrs = _output_attrs(args.output)
+    path = Path(args.output).parent / "history.csv"
+    with reading(path, "training history (history.csv beside output.h5)"):
+        history = pd.read_csv(path)
+    if history.empty:
+        raise InputError(path, "<rows>", "no epochs logged")
+    if not lfads.history_panels(history.columns):
+        raise InputError(path, "train_loss", "missing, and no other loss, logged term or lr column to draw")
+    return lfads.plot_training_curves(history, _run_title(attrs, args.output))
+
+
+RUN_FIGURES = {
+    "lfads-rates": _lfads_rates,
+    "lfads-factors": _lfads_factors,
+    "lfads-inputs": _lfads_inputs,
+    "training-curves": _training_curves,
+}
 
 
 @main_guard
@@ -38,6 +165,11 @@ def main():
         fixed.add_argument("--fixed-points", nargs="+", required=True, help="matching fixed_points.h5 files")
     bars = sub.add_parser("nlb-metrics")
     bars.add_argument("--table", required=True)
+    for name in RUN_FIGURES:
+        run = sub.add_parser(name)
+        if name != "training-curves":
+            run.add_argument("--data", required=True, help="the run's binned dataset")
+        run.add_argument("--output", required=True, help="the run's output.h5 (history.csv is read beside it)")
     for p in sub.choices.values():
         p.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
     args = parser.parse_args()
@@ -49,12 +181,14 @@ def main():
         fig = attractors.plot_metric_vs_latent(pd.read_csv(args.table), args.metric)
     elif args.figure == "nlb-metrics":
         fig = nlb.plot_nlb_metrics(pd.read_csv(args.table))
+    elif args.figure in RUN_FIGURES:
+        fig = RUN_FIGURES[args.figure](args)
     else:
         data, attrs = read_binned(args.data)
         fixed = [_read_fixed_points(path) for path in args.fixed_points]
         if args.figure == "trajectories":
             runs = [
-                (_run_name(path), read_model_output(path)[0]["eval_latents"], points)
+                (_run_name(path), state_latents(*read_model_output(path), "eval"), points)
                 for path, (points, _) in zip(args.outputs, fixed)
             ]
             fig = attractors.plot_latent_trajectories(data, runs, attrs["dataset"])

@@ -1,7 +1,7 @@
 """Train a model on a binned dataset and write its output (rates, latents) in the submission format.
 
-Checkpoints, history.csv and the output go to the output file's directory; rerunning after a kill
-resumes from the last checkpoint.
+history.csv, the resumable state (training/) and the final model.pt go to the output file's directory;
+rerunning the same model on the same data after a kill resumes from the last epoch.
 """
 
 import argparse
@@ -12,7 +12,6 @@ import _bootstrap  # noqa: F401
 
 from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, write_model_output
-from latentdyn.models.registry import get_model_kind
 
 
 @main_guard
@@ -20,7 +19,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", required=True, help="binned dataset (HDF5)")
     parser.add_argument("--model-name", required=True)
-    parser.add_argument("--model", required=True, help="the model's config section as JSON")
+    parser.add_argument("--model", required=True, help="the model's config section as JSON, defaults filled")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
@@ -29,20 +28,19 @@ def main():
 
     import torch
 
-    from latentdyn.training.loop import resolve_device
+    from latentdyn.models.run import train_and_predict
+    from latentdyn.training.trainer import resolve_device
 
     torch.set_num_threads(args.threads)
     params = json.loads(args.model)
     device = resolve_device(args.device)
     data, attrs = read_binned(args.data)
     print(f"training {args.model_name} ({params['kind']}) on {args.data}, seed {args.seed}, device {device}", flush=True)
-    fit_predict = get_model_kind(params["kind"])
-    outputs = fit_predict(data, attrs, params, run_dir=Path(args.out).parent, seed=args.seed, device=device)
-    write_model_output(
-        args.out,
-        outputs,
-        {"model": args.model_name, "dataset": attrs["dataset"], "seed": args.seed, "model_params": params},
+    outputs, output_attrs = train_and_predict(
+        params, data, attrs, run_dir=Path(args.out).parent, seed=args.seed, device=device, data_path=args.data
     )
+    output_attrs.update(model=args.model_name, dataset=attrs["dataset"], seed=args.seed, model_params=params)
+    write_model_output(args.out, outputs, output_attrs, data)
     print(f"wrote {args.out}", flush=True)
 
 

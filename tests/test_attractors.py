@@ -48,19 +48,19 @@ def test_jacobian_matches_finite_differences(name):
 
 def test_shapes_and_split_sizes(lorenz):
     arrays, attrs = lorenz
-    for name, size in (("train", 64), ("eval", 16), ("test", 20)):
+    for name, size in (("train", 64), ("valid", 16), ("eval", 20)):
         assert arrays[f"{name}_spikes_heldin"].shape == (size, 70, 12)
         assert arrays[f"{name}_true_rates_heldin"].shape == (size, 70, 12)
         assert arrays[f"{name}_true_latents"].shape == (size, 70, 3)
-    ids = np.concatenate([arrays[f"{n}_trial_ids"] for n in ("train", "eval", "test")])
+    ids = np.concatenate([arrays[f"{n}_trial_ids"] for n in ("train", "valid", "eval")])
     assert sorted(ids) == list(range(100))
     assert attrs["bin_width_s"] == pytest.approx(0.015008107200628729)
 
 
 def test_log_rates_are_zscored_readout_of_latents(lorenz):
     arrays, _ = lorenz
-    log_rates = np.log(np.concatenate([arrays[f"{n}_true_rates_heldin"] for n in ("train", "eval", "test")]))
-    latents = np.concatenate([arrays[f"{n}_true_latents"] for n in ("train", "eval", "test")])
+    log_rates = np.log(np.concatenate([arrays[f"{n}_true_rates_heldin"] for n in ("train", "valid", "eval")]))
+    latents = np.concatenate([arrays[f"{n}_true_latents"] for n in ("train", "valid", "eval")])
     flat = log_rates.reshape(-1, 12)
     assert np.allclose(flat.mean(0), 0, atol=1e-5) and np.allclose(flat.std(0), 1, atol=1e-4)
     design = np.hstack([latents.reshape(-1, 3), np.ones((flat.shape[0], 1))])
@@ -82,8 +82,8 @@ def test_spikes_are_poisson_around_true_rates(lorenz):
 
 def test_trials_are_consecutive_pieces_of_one_trajectory(lorenz):
     arrays, _ = lorenz
-    ids = np.concatenate([arrays[f"{n}_trial_ids"] for n in ("train", "eval", "test")])
-    latents = np.concatenate([arrays[f"{n}_true_latents"] for n in ("train", "eval", "test")])[np.argsort(ids)]
+    ids = np.concatenate([arrays[f"{n}_trial_ids"] for n in ("train", "valid", "eval")])
+    latents = np.concatenate([arrays[f"{n}_true_latents"] for n in ("train", "valid", "eval")])[np.argsort(ids)]
     step = SYSTEMS["lorenz"].sample_step
     gap = latents[1:, 0] - latents[:-1, -1]
     within = np.linalg.norm(np.diff(latents, axis=1), axis=-1).max()

@@ -6,7 +6,8 @@ from scipy.signal.windows import gaussian
 
 from latentdyn.errors import InputError
 from latentdyn.metrics.nlb import evaluate_submission
-from latentdyn.models.smoothing import fit_predict, gaussian_window, smooth_spikes
+from latentdyn.data.prepare import prepare
+from latentdyn.models.smoothing.model import build, fit, gaussian_window, predict, smooth_spikes
 from nlb_reference import BIN_WIDTHS_S, load_reference_vector
 
 INPUT_KEYS = (
@@ -20,7 +21,9 @@ INPUT_KEYS = (
 
 def run(data, bin_width_s=0.005, params=None, dataset="mc_maze"):
     attrs = {"dataset": dataset, "bin_width_s": bin_width_s}
-    return fit_predict(data, attrs, params or {}, run_dir=None, seed=0, device="cpu")
+    params = params or {}
+    prepared = prepare(data, attrs, valid_fraction=None, seed=0)
+    return predict(fit(build(params, prepared.shapes), prepared, params), prepared, params)
 
 
 def simulated_session(seed=0, n_train=60, n_eval=20, n_bins=80, n_forward=10, n_heldin=20, n_heldout=6):

@@ -1,82 +1,190 @@
-"""The shared training loop: resume after an interruption, history, atomic checkpoints, device."""
+"""The shared trainer: exact resume, run identity, checkpoints, selection, early stopping, schedules."""
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
-from latentdyn.models.sequential_autoencoder import build_model, curriculum_weights, make_loss
-from latentdyn.training.loop import CHECKPOINT_NAME, HISTORY_NAME, TrainingSettings, resolve_device, train
+from latentdyn.data.prepare import prepare
+from latentdyn.models.kinds import resolve_model
+from latentdyn.models.sequential_autoencoder.model import SequentialAutoencoder, build, curriculum_weights
+from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR, run_identity
+from latentdyn.training.trainer import HISTORY_NAME, TrainerSettings, fit, resolve_device
 
-PARAMS = {"latent_size": 3, "encoder_size": 8, "dropout": 0.05, "dynamics": "node", "vector_field_size": 16}
-SETTINGS = TrainingSettings(epochs=6, batch_size=8, learning_rate=1e-2, weight_decay=1e-5)
-CURRICULUM = {"points_per_group": 3, "epochs_per_group": 2}
+PARAMS = resolve_model(
+    "sae",
+    {
+        "kind": "sequential_autoencoder",
+        "dynamics": "node",
+        "latent_size": 3,
+        "encoder_size": 8,
+        "vector_field_size": 16,
+        "learning_rate": 1e-2,
+        "weight_decay": 1e-5,
+        "epochs": 6,
+        "batch_size": 8,
+        "valid_fraction": 0.25,
+        "curriculum": {"points_per_group": 3, "epochs_per_group": 2},
+    },
+)
 
 
-def data():
-    generator = torch.Generator().manual_seed(0)
-    return torch.poisson(torch.full((24, 12, 5), 1.5), generator=generator), torch.poisson(
-        torch.full((8, 12, 5), 1.5), generator=generator
-    )
+def dataset(seed=0, n_trials=32):
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_spikes_heldin": rng.poisson(1.5, size=(n_trials, 12, 5)).astype(np.float32),
+        "eval_spikes_heldin": rng.poisson(1.5, size=(8, 12, 5)).astype(np.float32),
+    }
+    return arrays, {"dataset": "toy", "bin_width_s": 0.01, "phase": "synthetic"}
+
+
+def train_run(run_dir, params=PARAMS, data_seed=0, seed=4, model_cls=None, **fit_args):
+    prepared = prepare(*dataset(data_seed), valid_fraction=params["valid_fraction"], seed=seed)
+    torch.manual_seed(seed)
+    model = build(params, prepared.shapes)
+    if model_cls is not None:
+        model.__class__ = model_cls
+    identity = run_identity("sequential_autoencoder", params, prepared, seed)
+    history = fit(model, prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=seed, device="cpu", identity=identity, **fit_args)
+    return model, history
 
 
 class Interrupted(Exception):
     pass
 
 
-def interrupting(loss, at_epoch):
-    def wrapped(model, batch, epoch):
-        if epoch == at_epoch:
-            raise Interrupted
-        return loss(model, batch, epoch)
+def interrupted_at(epoch):
+    class Killed(SequentialAutoencoder):
+        def training_step(self, batch, progress):
+            if progress.epoch == epoch:
+                raise Interrupted
+            return super().training_step(batch, progress)
 
-    return wrapped
+    return Killed
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
-    train_data, valid_data = data()
-    loss = make_loss(CURRICULUM)
-    torch.manual_seed(4)
-    straight = build_model(PARAMS, 5, 12)
-    history = train(straight, loss, train_data, valid_data, SETTINGS, run_dir=tmp_path / "a", seed=4, device="cpu")
-
-    torch.manual_seed(4)
-    killed = build_model(PARAMS, 5, 12)
+    straight, history = train_run(tmp_path / "a")
     with pytest.raises(Interrupted):
-        train(killed, interrupting(loss, 3), train_data, valid_data, SETTINGS, run_dir=tmp_path / "b", seed=4, device="cpu")
-    assert torch.load(tmp_path / "b" / CHECKPOINT_NAME, weights_only=False)["epoch"] == 3
-    resumed = build_model(PARAMS, 5, 12)  # a fresh process would start from fresh parameters
-    resumed_history = train(resumed, loss, train_data, valid_data, SETTINGS, run_dir=tmp_path / "b", seed=4, device="cpu")
+        train_run(tmp_path / "b", model_cls=interrupted_at(3))
+    assert torch.load(tmp_path / "b" / STATE_DIR / "last.pt", weights_only=False)["loop"]["epoch"] == 3
+    resumed, resumed_history = train_run(tmp_path / "b")  # a fresh process starts from fresh parameters
 
     for p, q in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
     assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
     rows = list(csv.DictReader(open(tmp_path / "b" / HISTORY_NAME)))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
-    assert not list((tmp_path / "b").glob(".*tmp"))  # no half-written files left
+    assert {"train_recon", "valid_recon", "valid_loss_smoothed", "lr"} <= set(rows[0])
+    assert not list((tmp_path / "b").glob("**/.*tmp"))  # no half-written files left
+    assert not (tmp_path / "b" / STATE_DIR).exists() and (tmp_path / "b" / FINAL_NAME).exists()
+
+
+def test_a_changed_setting_or_data_starts_fresh_and_says_so(tmp_path, capsys):
+    with pytest.raises(Interrupted):
+        train_run(tmp_path, model_cls=interrupted_at(3))
+    with pytest.raises(Interrupted):
+        train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, model_cls=interrupted_at(4))
+    out = capsys.readouterr().out
+    assert "checkpoint of a different model or data" in out and "resumed" not in out
+    with pytest.raises(Interrupted):
+        train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, data_seed=1, model_cls=interrupted_at(5))
+    out = capsys.readouterr().out
+    assert "checkpoint of a different model or data" in out and "resumed" not in out
+    _, history = train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, data_seed=1)
+    assert "resumed" in capsys.readouterr().out and len(history) == 6
+
+
+def test_logging_settings_do_not_change_the_identity():
+    prepared = prepare(*dataset(), valid_fraction=0.25, seed=0)
+    base = run_identity("sequential_autoencoder", PARAMS, prepared, 0)
+    assert run_identity("sequential_autoencoder", {**PARAMS, "log_every": 1}, prepared, 0) == base
+    assert run_identity("sequential_autoencoder", {**PARAMS, "dropout": 0.2}, prepared, 0) != base
+    assert run_identity("sequential_autoencoder", PARAMS, prepared, 1) != base
+
+
+def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(tmp_path, capsys):
+    with pytest.raises(Interrupted):
+        train_run(tmp_path, model_cls=interrupted_at(3))
+    last = tmp_path / STATE_DIR / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    _, history = train_run(tmp_path)
+    out = capsys.readouterr().out
+    assert "unreadable checkpoint" in out and "resumed" not in out and len(history) == 6
+    assert (tmp_path / STATE_DIR).exists() is False
+
+
+def test_a_finished_run_is_never_resumed(tmp_path, capsys):
+    train_run(tmp_path)
+    capsys.readouterr()
+    train_run(tmp_path)  # what --forcerun does: the same job again
+    assert "resumed" not in capsys.readouterr().out
+
+
+def test_best_checkpoint_is_selected_and_early_stopping_waits_for_burn_in(tmp_path):
+    params = {**PARAMS, "epochs": 40, "learning_rate": 0.3, "select": "best", "early_stopping": {"patience": 2, "burn_in": 5}}
+    model, history = train_run(tmp_path, params=params)
+    assert 5 + 2 <= len(history) < 40  # a too-high learning rate stops improving, but not before burn-in + patience
+    best = min(range(len(history)), key=lambda i: history[i]["valid_loss"])
+    assert model.selected_checkpoint == f"best (epoch {best + 1} of {len(history)})"
+    assert torch.load(tmp_path / FINAL_NAME, weights_only=False)["epoch"] == best + 1
+
+
+def test_restore_applies_a_changed_learning_rate(tmp_path):
+    with pytest.raises(Interrupted):
+        train_run(tmp_path / "donor", model_cls=interrupted_at(3))
+    params = {**PARAMS, "learning_rate": 1e-4}
+    _, history = train_run(tmp_path / "copy", params=params, restore_from=tmp_path / "donor" / STATE_DIR / "last.pt", hyperparameters=params)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
+    assert history[3]["lr"] == pytest.approx(1e-4) and history[2]["lr"] == pytest.approx(1e-2)
+
+
+def test_schedules():
+    cosine = TrainerSettings(epochs=10, learning_rate=1.0, scheduler={"kind": "warmup_cosine", "warmup_epochs": 2})
+    from latentdyn.training.trainer import _schedule_factor
+
+    factors = [_schedule_factor(cosine, step, 1) for step in range(10)]
+    assert factors[:2] == [0.5, 1.0] and factors[2] == pytest.approx(1.0) and factors[-1] < 0.05
+    assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
+
+
+def test_plateau_scheduler_lowers_the_learning_rate(tmp_path):
+    params = {**PARAMS, "epochs": 12, "learning_rate": 0.3, "scheduler": {"kind": "plateau", "factor": 0.5, "patience": 0, "min_lr": 0.01}}
+    _, history = train_run(tmp_path, params=params)
+    lrs = [row["lr"] for row in history]
+    assert lrs[0] == pytest.approx(0.3) and min(lrs) < 0.3 and min(lrs) >= 0.01
 
 
 def test_training_reduces_the_loss(tmp_path):
-    train_data, valid_data = data()
-    model = build_model({**PARAMS, "dynamics": "gru"}, 5, 12)
-    settings = TrainingSettings(epochs=30, batch_size=8, learning_rate=2e-2)
-    history = train(model, make_loss(None), train_data, valid_data, settings, run_dir=tmp_path, seed=0, device="cpu")
-    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.1
+    params = resolve_model("gru", {**PARAMS, "dynamics": "gru", "epochs": 30, "learning_rate": 2e-2, "curriculum": None})
+    _, history = train_run(tmp_path, params=params)
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
 
 
 def test_progress_is_printed(tmp_path, capsys):
-    train_data, valid_data = data()
-    settings = TrainingSettings(epochs=4, batch_size=8, learning_rate=1e-2, log_every=2)
-    train(build_model(PARAMS, 5, 12), make_loss(None), train_data, valid_data, settings, run_dir=tmp_path, seed=0, device="cpu")
+    train_run(tmp_path, params={**PARAMS, "epochs": 4, "log_every": 2})
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in lines] == ["2/4", "4/4"] and "eta" in lines[0]
 
 
+def test_validation_trials_come_from_training_trials_never_eval():
+    arrays, attrs = dataset()
+    prepared = prepare(arrays, attrs, valid_fraction=0.25, seed=3)
+    assert len(prepared.train) == 24 and len(prepared.valid) == 8
+    together = np.sort(np.concatenate([prepared.train.trial_index, prepared.valid.trial_index]))
+    assert together.tolist() == list(range(32))
+    np.testing.assert_array_equal(prepared.valid.encoder_input, arrays["train_spikes_heldin"][prepared.valid.trial_index])
+    own = prepare({**arrays, "valid_spikes_heldin": arrays["eval_spikes_heldin"] + 1}, attrs, valid_fraction=0.25, seed=3)
+    assert len(own.train) == 32 and np.array_equal(own.valid.encoder_input, arrays["eval_spikes_heldin"] + 1)
+
+
 def test_curriculum_weights_grow_and_keep_their_mean():
-    early = curriculum_weights(12, 0, CURRICULUM)
+    curriculum = PARAMS["curriculum"]
+    early = curriculum_weights(12, 0, curriculum)
     assert early[:3].tolist() == [4.0] * 3 and early[3:].sum() == 0 and early.mean() == pytest.approx(1.0)
-    assert curriculum_weights(12, 2, CURRICULUM)[:6].tolist() == [2.0] * 6
-    assert torch.equal(curriculum_weights(12, 100, CURRICULUM), torch.ones(12))
+    assert curriculum_weights(12, 2, curriculum)[:6].tolist() == [2.0] * 6
+    assert torch.equal(curriculum_weights(12, 100, curriculum), torch.ones(12))
     assert torch.equal(curriculum_weights(12, 0, None), torch.ones(12))
 
 
@@ -88,7 +196,7 @@ def test_auto_device_is_cuda_exactly_when_available():
 
 @pytest.mark.parametrize("dynamics", ["gru", "node"])
 def test_model_shapes_and_nan_inputs(dynamics):
-    model = build_model({**PARAMS, "dynamics": dynamics}, 5, 12)
+    model = build({**PARAMS, "dynamics": dynamics}, prepare(*dataset(), valid_fraction=0.25, seed=0).shapes)
     spikes = torch.ones(4, 12, 5)
     spikes[0, 3, 2] = float("nan")
     log_rates, latents = model(spikes)

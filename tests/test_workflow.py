@@ -1,6 +1,8 @@
 """The workflow as users run it: planning the paper config, config validation, a real tiny run."""
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 
@@ -12,6 +14,17 @@ from snakemake.exceptions import WorkflowError
 
 from latentdyn.config import ConfigError
 from workflow_api import PAPER_CONFIG, REPO, TINY_CONFIG, run_workflow
+
+USER_DATASET = {
+    "nwb": ["/data/session.nwb"],
+    "align_field": "move_onset_time",
+    "window_ms": [-250, 450],
+    "behavior_fields": ["hand_vel"],
+    "behavior_lag_ms": 100,
+    "condition_fields": ["trial_type"],
+    "psth_sigma_ms": 70,
+    "allow_overlap": False,
+}
 
 
 def test_paper_config_plans_every_combination(tmp_path):
@@ -38,6 +51,9 @@ def test_paper_config_plans_every_combination(tmp_path):
         ({"models": {"gru": {"kind": "transformer"}}}, "kind"),
         ({"models": {"node": {"dropout": 1.5}}}, "dropout"),
         ({"device": "gpu"}, "device"),
+        ({"attractor_study": {"trajectory_latent_sizes": [3, 7]}}, "attractor_study.trajectory_latent_sizes"),
+        ({"user_datasets": {"mine": {**USER_DATASET, "window_ms": [-250, 455]}}}, "user_datasets.mine.window_ms"),
+        ({"user_datasets": {"mine": {**USER_DATASET, "window_ms": [450, -250]}}}, "user_datasets.mine.window_ms"),
     ],
 )
 def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, named):
@@ -48,8 +64,28 @@ def test_bad_config_stops_before_any_job_naming_the_key(tmp_path, override, name
 
 
 def test_unknown_model_in_a_study_is_named(tmp_path):
-    with pytest.raises(Exception, match=r"attractor_study\.models: no model named 'lstm'"):
+    with pytest.raises(ConfigError, match=r"'attractor_study\.models': no model named 'lstm'"):
         run_workflow(tmp_path, config={"attractor_study": {"models": ["lstm"]}})
+
+
+def test_latent_size_zero_in_a_target_stops_before_any_job(tmp_path):
+    with pytest.raises(WorkflowError, match=r"'node-L0'.*latent_size to k >= 1"):
+        run_workflow(tmp_path, targets=["results/runs/lorenz/node-L0/seed0/output.h5"])
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "rules"),
+    [
+        ({"attractor_study": None}, {"simulate_reaching", "bin_nwb", "train", "evaluate", "collect_metrics",
+                                     "figure_nlb_metrics"}),
+        ({"attractor_study": {"systems": []}, "nlb_study": {"models": []}}, set()),
+        ({"attractor_study": {"models": []}, "nlb_study": None}, set()),
+    ],
+)
+def test_a_study_switched_off_or_empty_plans_nothing_for_it(tmp_path, override, rules):
+    jobs = run_workflow(tmp_path, [TINY_CONFIG], config=override)
+    assert set(jobs) - {"all"} == rules
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +119,8 @@ def test_tiny_workflow_tables_and_outputs(tiny_run):
     assert nlb.loc[0, "dataset"] == "reaching_20ms" and {"co-bps", "vel R2", "psth R2", "fp-bps"} <= set(nlb.columns)
     run = tiny_run / "results" / "runs" / "lorenz" / "node-L3" / "seed0"
     with h5py.File(run / "output.h5") as f:
-        assert f["eval_rates_heldin"].shape == (8, 20, 6) and f["eval_latents"].shape == (8, 20, 3)
+        assert f["eval_rates_heldin"].shape == (8, 20, 6) and f["latents/eval_states"].shape == (8, 20, 3)
+        assert f.attrs["format_version"] == 2 and f.attrs["state_latent"] == "states"
     assert json.loads((run / "metrics.json").read_text())["latent_size"] == 3
     assert len(pd.read_csv(run / "history.csv")) == 2
 
@@ -105,16 +142,7 @@ def test_lint_and_format_are_clean():
 
 def test_user_dataset_with_a_missing_field_fails_naming_it(tiny_run, tmp_path):
     nwb = tiny_run / "results" / "data" / "nwb" / "reaching" / "reaching.nwb"
-    user = {
-        "nwb": [str(nwb)],
-        "align_field": "reach_start_time",
-        "window_ms": [-250, 450],
-        "behavior_fields": ["hand_vel"],
-        "behavior_lag_ms": 100,
-        "condition_fields": ["trial_type"],
-        "psth_sigma_ms": 70,
-        "allow_overlap": False,
-    }
+    user = {**USER_DATASET, "nwb": [str(nwb)], "align_field": "reach_start_time"}
     config = {"user_datasets": {"mine": user}}
     with pytest.raises(WorkflowError):
         run_workflow(tmp_path, [TINY_CONFIG], config, targets=["results/data/binned/mine_20ms.h5"], executor="local")
@@ -125,3 +153,43 @@ def test_user_dataset_with_a_missing_field_fails_naming_it(tiny_run, tmp_path):
     user["align_field"] = "move_onset_time"
     run_workflow(tmp_path, [TINY_CONFIG], config, targets=["results/data/binned/mine_20ms.h5"], executor="local")
     assert (tmp_path / "results" / "data" / "binned" / "mine_20ms.h5").exists()
+
+
+def readme_config(name):
+    """The YAML block of README.md that starts with `# <name>`, parsed."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return yaml.safe_load(next(block for block in blocks if block.startswith(f"# {name}\n")))
+
+
+def test_readme_own_data_example_runs_only_the_user_dataset(tiny_run, tmp_path):
+    config = readme_config("my_data.yaml")
+    (dataset,) = config["user_datasets"]
+    session = tmp_path / "my recordings" / "my session.nwb"  # spaces in the NWB path, too
+    session.parent.mkdir()
+    shutil.copy(tiny_run / "results" / "data" / "nwb" / "reaching" / "reaching.nwb", session)
+    config["user_datasets"][dataset]["nwb"] = [str(session)]
+    my_data = tmp_path / "my_data.yaml"
+    my_data.write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "work"
+    jobs = run_workflow(workdir, [my_data])
+    assert jobs == {"bin_nwb": 1, "train": 1, "evaluate": 1, "collect_metrics": 1, "figure_nlb_metrics": 1, "all": 1}
+    run_workflow(workdir, [my_data], executor="local")
+    table = pd.read_csv(workdir / "results" / "tables" / "nlb_study.csv")
+    assert list(table["dataset"]) == [f"{dataset}_20ms"] and table["co-bps"].notna().all()
+
+
+def test_workflow_runs_from_a_clone_in_a_directory_with_a_space(tmp_path):
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    clone = tmp_path / "my clone"
+    for name in filter(None, listed):
+        if (REPO / name).is_file():  # working-tree state: uncommitted edits in, deleted files out
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    workdir = tmp_path / "work dir"
+    target = "results/runs/reaching_20ms/smoothing/seed0/metrics.json"
+    jobs = run_workflow(workdir, [clone / "tests" / "configs" / "tiny.yaml"], targets=[target], executor="local",
+                        repo=clone)
+    assert jobs["simulate_reaching"] == jobs["bin_nwb"] == jobs["train"] == jobs["evaluate"] == 1
+    assert "co-bps" in json.loads((workdir / target).read_text())
+

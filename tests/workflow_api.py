@@ -17,14 +17,16 @@ PAPER_CONFIG = REPO / "config" / "config.yaml"
 TINY_CONFIG = REPO / "tests" / "configs" / "tiny.yaml"
 
 
-def run_workflow(workdir, configfiles=(), config=None, targets=("all",), executor="dryrun", cores=2, report=None):
-    """Plan (executor='dryrun') or run the workflow; returns a Counter of jobs needing a run, per rule."""
+def run_workflow(workdir, configfiles=(), config=None, targets=("all",), executor="dryrun", cores=2, report=None,
+                 repo=REPO):
+    """Plan (executor='dryrun') or run the workflow of `repo`; returns a Counter of jobs needing a run, per rule."""
     with SnakemakeApi(OutputSettings()) as api:
         workflow = api.workflow(
             resource_settings=ResourceSettings(cores=cores),
-            config_settings=ConfigSettings(configfiles=[PAPER_CONFIG, *configfiles], config=config or {}),
+            config_settings=ConfigSettings(configfiles=[repo / PAPER_CONFIG.relative_to(REPO), *configfiles],
+                                           config=config or {}),
             storage_settings=StorageSettings(),
-            snakefile=REPO / "Snakefile",
+            snakefile=repo / "Snakefile",
             workdir=Path(workdir),
         )
         dag = workflow.dag(DAGSettings(targets=set(targets)))

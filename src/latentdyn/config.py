@@ -1,8 +1,12 @@
-"""Config checking with one clear line per error, before Snakemake fills the schema's defaults."""
+"""Config checking with one clear line per error: the schema before Snakemake fills its defaults, then
+what a schema cannot say."""
 
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
+
+
+STUDIES = ("attractor_study", "nlb_study")
 
 
 class ConfigError(ValueError):
@@ -16,5 +20,38 @@ def check_config(config, schema_path, source="config"):
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return
-    key = ".".join(str(part) for part in error.absolute_path) or "<top level>"
-    raise ConfigError(f"{source}: key '{key}': {error.message}")
+    _fail(source, ".".join(str(part) for part in error.absolute_path) or "<top level>", error.message)
+
+
+def drop_switched_off_studies(config):
+    """Remove studies set to null (switched off): Snakemake's default-filling validate cannot take null."""
+    for study in STUDIES:
+        if study in config and config[study] is None:
+            del config[study]
+
+
+def check_semantics(config, source="config"):
+    """Raise ConfigError naming the key for what the schema cannot express (run on the filled config)."""
+    for study in STUDIES:
+        for name in (config.get(study) or {}).get("models", []):
+            if name not in config["models"]:
+                _fail(source, f"{study}.models", f"no model named '{name}' (known: {sorted(config['models'])})")
+    attractor = config.get("attractor_study")
+    if attractor:
+        untrained = [k for k in attractor["trajectory_latent_sizes"] if k not in attractor["latent_sizes"]]
+        if untrained:
+            _fail(source, "attractor_study.trajectory_latent_sizes",
+                  f"{untrained} not in attractor_study.latent_sizes {attractor['latent_sizes']}; only trained "
+                  "sizes can be drawn")
+    bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
+    for name, dataset in config.get("user_datasets", {}).items():
+        start, end = dataset["window_ms"]
+        misfits = [b for b in bin_sizes if (end - start) % b]
+        if end <= start or misfits:
+            _fail(source, f"user_datasets.{name}.window_ms",
+                  f"the window [{start}, {end}] ms must have end > start and a length divisible by every "
+                  f"bin size in nlb_study.bin_sizes_ms {bin_sizes}")
+
+
+def _fail(source, key, problem):
+    raise ConfigError(f"{source}: key '{key}': {problem}")

@@ -1,10 +1,21 @@
-"""Atomic file writing: a file that exists under its final name is complete."""
+"""File handling shared by every reader and writer: atomic writes, and reads that fail in one line.
+
+A file that exists under its final name is complete; a file that cannot be read raises InputError
+naming it.
+"""
 
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
+
+from latentdyn.errors import InputError
+
+# What h5py, pynwb, json and torch.load raise on a missing, empty, truncated or foreign file.
+READ_ERRORS = (OSError, KeyError, ValueError, TypeError, EOFError, RuntimeError, pickle.UnpicklingError)
+MAX_REASON_CHARS = 200
 
 
 _UMASK = os.umask(0)
@@ -25,6 +36,20 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def reading(path, what="file", errors=()):
+    """Turn an error raised while opening or reading `path` inside the block into one InputError naming
+    the file (`what` says what it should be: "NWB file", "checkpoint", ...). `errors` adds exception
+    types of the reading library beyond READ_ERRORS. InputErrors pass through."""
+    try:
+        yield
+    except InputError:
+        raise
+    except READ_ERRORS + tuple(errors) as error:
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:MAX_REASON_CHARS]
+        raise InputError(path, "<file>", f"cannot read this {what} ({reason})") from error
 
 
 def write_json(path, data):

@@ -18,5 +18,5 @@ rule bin_nwb:
         nwb=nwb_arguments,
         phase=config["nlb_study"]["phase"] if config.get("nlb_study") else "val",
     shell:
-        "python {params.script} {params.nwb} --dataset {wildcards.dataset}"
-        " --bin-ms {wildcards.bin_ms} --phase {params.phase} --out {output} > {log} 2>&1"
+        "python {params.script:q} {params.nwb} --dataset {wildcards.dataset}"
+        " --bin-ms {wildcards.bin_ms} --phase {params.phase} --out {output:q} > {log:q} 2>&1"

@@ -3,28 +3,35 @@ import json
 import re
 import shlex
 
+from latentdyn.models.kinds import get_kind, resolve_model
+
 SCRIPTS = f"{workflow.basedir}/scripts"
-MODEL_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[0-9]+))?$")
+MODEL_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?$")
 ATTRACTOR_SYSTEMS = ["lorenz", "rossler", "arneodo"]
 SIMULATED_NWB = ["reaching"]
-# Per model kind, what a training job asks the cluster for unless the model's config says otherwise.
-DEFAULT_TRAIN_RESOURCES = {
-    "sequential_autoencoder": {"gpu": 1, "mem_mb": 8000, "runtime": 720},
-    "smoothing": {"gpu": 0, "mem_mb": 16000, "runtime": 60},
+# Every model of the config, checked against its kind's schema, with the kind's defaults filled in.
+MODELS = {
+    name: resolve_model(name, params) for name, params in config["models"].items()
 }
 
 
-def model_params(name):
-    """The config of model `name`; a `-L<k>` suffix sets its latent size to k."""
+def model_params(name, dataset=None):
+    """The config of model `name` (on `dataset`); a `-L<k>` suffix sets its latent size to k.
+
+    `dataset_models.<name>.<dataset>` names the model that `name` stands for on that dataset (a
+    per-dataset preset: `lfads` on mc_rtt_5ms trains `lfads_mc_rtt_5ms`).
+    """
+    name = config["dataset_models"].get(name, {}).get(dataset, name)
     match = MODEL_NAME.match(name)
-    if match is None or match["base"] not in config["models"]:
+    if match is None or match["base"] not in MODELS:
         raise ValueError(
-            f"config: models: no model named '{name}' (known: {sorted(config['models'])})"
+            f"config: models: no model named '{name}' (known: {sorted(MODELS)},"
+            " each optionally with -L<k> setting latent_size to k >= 1)"
         )
-    params = dict(config["models"][match["base"]])
-    if match["latent"] is not None:
-        params["latent_size"] = int(match["latent"])
-    return params
+    if match["latent"] is None:
+        return MODELS[match["base"]]
+    latent = {"latent_size": int(match["latent"])}
+    return resolve_model(name, {**config["models"][match["base"]], **latent})
 
 
 def json_arg(value):
@@ -32,11 +39,10 @@ def json_arg(value):
     return shlex.quote(json.dumps(value))
 
 
-def train_resource(name, key):
-    params = model_params(name)
-    return params.get("resources", {}).get(
-        key, DEFAULT_TRAIN_RESOURCES[params["kind"]][key]
-    )
+def train_resource(name, dataset, key):
+    """A training job's cluster resource: the model's config, else its kind's default."""
+    params = model_params(name, dataset)
+    return params.get("resources", {}).get(key, get_kind(params["kind"]).resources[key])
 
 
 def run_dir(dataset, model, seed):
@@ -84,11 +90,10 @@ def nlb_runs():
 def trajectory_runs(system):
     """Runs drawn in the trajectory and eigenvalue figures: first seed, chosen latent sizes."""
     study = config["attractor_study"]
-    sizes = [k for k in study["trajectory_latent_sizes"] if k in study["latent_sizes"]]
     return [
         run_dir(system, f"{m}-L{k}", study["seeds"][0])
         for m in study["models"]
-        for k in sizes
+        for k in study["trajectory_latent_sizes"]
     ]
 
 
@@ -99,20 +104,55 @@ ATTRACTOR_FIGURES = {
 }
 
 
+STUDY_RUNS = {"attractor_study": attractor_runs, "nlb_study": nlb_runs}
+
+
+def studies_with_runs():
+    """Studies that are on (not null) and name at least one run; only they have tables and figures."""
+    return [study for study, runs in STUDY_RUNS.items() if runs()]
+
+
+def nlb_run_figures():
+    """Per-run figures of the NLB study's first seed: training curves of gradient-trained kinds and, for
+    LFADS, factors, rates against the truth (simulated datasets) and inferred inputs (co_dim > 0).
+    """
+    study = config.get("nlb_study")
+    if not study or not study["seeds"]:
+        return []
+    targets = []
+    for dataset in nlb_binned_names():
+        simulated = re.sub(r"_[0-9]+ms$", "", dataset) in SIMULATED_NWB
+        for model in study["models"]:
+            params = model_params(model, dataset)
+            lfads = params["kind"] == "lfads"
+            figures = {
+                "training_curves": get_kind(params["kind"]).gradient_trained,
+                "lfads_factors": lfads,
+                "lfads_rates": lfads and simulated,
+                "lfads_inputs": lfads and params.get("co_dim", 0) > 0,
+            }
+            targets += [
+                f"results/figures/{figure}_{dataset}_{model}.png"
+                for figure, wanted in figures.items()
+                if wanted
+            ]
+    return targets
+
+
 def all_targets():
     targets = []
-    study = config.get("attractor_study")
-    if study:
+    if "attractor_study" in studies_with_runs():
         targets.append("results/tables/attractor_study.csv")
         targets += expand("results/figures/{name}.png", name=ATTRACTOR_FIGURES)
-        for system in study["systems"]:
+        for system in config["attractor_study"]["systems"]:
             targets += [
                 f"results/figures/fig1a_example_data_{system}.png",
                 f"results/figures/fig3a_latent_trajectories_{system}.png",
                 f"results/figures/fig3b_fixed_point_eigenvalues_{system}.png",
             ]
-    if config.get("nlb_study"):
+    if "nlb_study" in studies_with_runs():
         targets += ["results/tables/nlb_study.csv", "results/figures/nlb_metrics.png"]
+        targets += nlb_run_figures()
     return targets
 
 
@@ -137,12 +177,12 @@ def nwb_arguments(wildcards, input):
     """bin_nwb.py's source and spec arguments for `dataset`."""
     name = wildcards.dataset
     if name in SIMULATED_NWB:
-        return f"--nwb {input.nwb} --truth {input.truth} --spec mc_maze"
+        return f"--nwb {shlex.quote(input.nwb)} --truth {shlex.quote(input.truth)} --spec mc_maze"
     if name in config["user_datasets"]:
         spec = {k: v for k, v in config["user_datasets"][name].items() if k != "nwb"}
         spec["bin_ms"] = [int(wildcards.bin_ms)]
-        return f"--nwb {' '.join(input.nwb)} --spec-json {json_arg(spec)}"
-    return f"--manifest {input.manifest}"
+        return f"--nwb {shlex.join(input.nwb)} --spec-json {json_arg(spec)}"
+    return f"--manifest {shlex.quote(input.manifest)}"
 
 
 def test_targets_argument(wildcards):
@@ -152,17 +192,4 @@ def test_targets_argument(wildcards):
         return ""
     if re.sub(r"_[0-9]+ms$", "", wildcards.dataset) not in config["nlb_sources"]:
         return ""
-    return f"--test-targets {study['test_targets']}"
-
-
-def check_study_models():
-    """Every model a study names must be defined under `models:`."""
-    for study in ("attractor_study", "nlb_study"):
-        for name in (config.get(study) or {}).get("models", []):
-            if name not in config["models"]:
-                raise ValueError(
-                    f"config: {study}.models: no model named '{name}' (known: {sorted(config['models'])})"
-                )
-
-
-check_study_models()
+    return f"--test-targets {shlex.quote(study['test_targets'])}"

@@ -19,12 +19,12 @@ rule download_nlb:
         script=f"{SCRIPTS}/download_dandi.py",
         source=lambda wildcards: config["nlb_sources"][wildcards.dataset],
         local_dir=lambda wildcards: (
-            f"--local-dir {config['nlb_sources'][wildcards.dataset]['local_dir']}"
+            f"--local-dir {shlex.quote(config['nlb_sources'][wildcards.dataset]['local_dir'])}"
             if config["nlb_sources"][wildcards.dataset].get("local_dir")
             else ""
         ),
     shell:
-        "python {params.script} --dandiset {params.source[dandiset]}"
+        "python {params.script:q} --dandiset {params.source[dandiset]}"
         " --version {params.source[version]} --out-dir results/data/nwb/{wildcards.dataset}"
         " {params.local_dir} --local-dir-key nlb_sources.{wildcards.dataset}.local_dir"
-        " --manifest {output} > {log} 2>&1"
+        " --manifest {output:q} > {log:q} 2>&1"

@@ -18,8 +18,8 @@ rule evaluate:
         script=f"{SCRIPTS}/evaluate.py",
         test_targets=test_targets_argument,
     shell:
-        "python {params.script} --data {input.data} --output {input.output}"
-        " {params.test_targets} --out {output} > {log} 2>&1"
+        "python {params.script:q} --data {input.data:q} --output {input.output:q}"
+        " {params.test_targets} --out {output:q} > {log:q} 2>&1"
 
 
 localrules:
@@ -29,10 +29,7 @@ localrules:
 rule collect_metrics:
     input:
         lambda wildcards: [
-            f"{run}/metrics.json"
-            for run in {"attractor_study": attractor_runs, "nlb_study": nlb_runs}[
-                wildcards.study
-            ]()
+            f"{run}/metrics.json" for run in STUDY_RUNS[wildcards.study]()
         ],
     output:
         report(
@@ -43,10 +40,10 @@ rule collect_metrics:
     log:
         "results/logs/collect_metrics/{study}.log",
     wildcard_constraints:
-        study="attractor_study|nlb_study",
+        study="|".join(studies_with_runs()) or "^$",
     conda:
         "../../envs/evaluate.yaml"
     params:
         script=f"{SCRIPTS}/collect_metrics.py",
     shell:
-        "python {params.script} --out {output} {input} > {log} 2>&1"
+        "python {params.script:q} --out {output:q} {input:q} > {log:q} 2>&1"

@@ -28,7 +28,7 @@ rule figure_example_data:
     params:
         script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {params.script} example-data --data {input} --out {output.png} > {log} 2>&1"
+        "python {params.script:q} example-data --data {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_metric_vs_latent:
@@ -52,8 +52,8 @@ rule figure_metric_vs_latent:
         script=f"{SCRIPTS}/plot_figure.py",
         metric=lambda wildcards: ATTRACTOR_FIGURES[wildcards.figure],
     shell:
-        "python {params.script} metric-vs-latent --table {input}"
-        " --metric {params.metric} --out {output.png} > {log} 2>&1"
+        "python {params.script:q} metric-vs-latent --table {input:q}"
+        " --metric {params.metric} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_latent_trajectories:
@@ -80,9 +80,9 @@ rule figure_latent_trajectories:
     params:
         script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {params.script} trajectories --data {input.data}"
-        " --outputs {input.outputs} --fixed-points {input.fixed_points}"
-        " --out {output.png} > {log} 2>&1"
+        "python {params.script:q} trajectories --data {input.data:q}"
+        " --outputs {input.outputs:q} --fixed-points {input.fixed_points:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_fixed_point_eigenvalues:
@@ -109,9 +109,9 @@ rule figure_fixed_point_eigenvalues:
     params:
         script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {params.script} eigenvalues --data {input.data}"
-        " --outputs {input.outputs} --fixed-points {input.fixed_points}"
-        " --out {output.png} > {log} 2>&1"
+        "python {params.script:q} eigenvalues --data {input.data:q}"
+        " --outputs {input.outputs:q} --fixed-points {input.fixed_points:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_nlb_metrics:
@@ -131,4 +131,114 @@ rule figure_nlb_metrics:
     params:
         script=f"{SCRIPTS}/plot_figure.py",
     shell:
-        "python {params.script} nlb-metrics --table {input} --out {output.png} > {log} 2>&1"
+        "python {params.script:q} nlb-metrics --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+# Per-run figures of the NLB study's first seed (targets: nlb_run_figures in common.smk). Dataset
+# names end in _<bin>ms, which splits "<dataset>_<model>" where both hold underscores.
+
+
+localrules:
+    figure_lfads_rates,
+    figure_lfads_factors,
+    figure_lfads_inputs,
+    figure_training_curves,
+
+
+rule figure_lfads_rates:
+    input:
+        data="results/data/binned/{dataset}.h5",
+        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
+    output:
+        png=report(
+            "results/figures/lfads_rates_{dataset}_{model}.png",
+            category="Neural Latents Benchmark",
+            subcategory="{dataset}",
+            caption="../report/lfads_rates.rst",
+        ),
+        pdf="results/figures/lfads_rates_{dataset}_{model}.pdf",
+    log:
+        "results/logs/figures/lfads_rates_{dataset}_{model}.log",
+    wildcard_constraints:
+        dataset=r"[a-z0-9_]*_[0-9]+ms",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} lfads-rates --data {input.data:q} --output {input.output:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_lfads_factors:
+    input:
+        data="results/data/binned/{dataset}.h5",
+        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
+    output:
+        png=report(
+            "results/figures/lfads_factors_{dataset}_{model}.png",
+            category="Neural Latents Benchmark",
+            subcategory="{dataset}",
+            caption="../report/lfads_factors.rst",
+        ),
+        pdf="results/figures/lfads_factors_{dataset}_{model}.pdf",
+    log:
+        "results/logs/figures/lfads_factors_{dataset}_{model}.log",
+    wildcard_constraints:
+        dataset=r"[a-z0-9_]*_[0-9]+ms",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} lfads-factors --data {input.data:q} --output {input.output:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_lfads_inputs:
+    input:
+        data="results/data/binned/{dataset}.h5",
+        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
+    output:
+        png=report(
+            "results/figures/lfads_inputs_{dataset}_{model}.png",
+            category="Neural Latents Benchmark",
+            subcategory="{dataset}",
+            caption="../report/lfads_inputs.rst",
+        ),
+        pdf="results/figures/lfads_inputs_{dataset}_{model}.pdf",
+    log:
+        "results/logs/figures/lfads_inputs_{dataset}_{model}.log",
+    wildcard_constraints:
+        dataset=r"[a-z0-9_]*_[0-9]+ms",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} lfads-inputs --data {input.data:q} --output {input.output:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_training_curves:
+    input:
+        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
+    output:
+        png=report(
+            "results/figures/training_curves_{dataset}_{model}.png",
+            category="Neural Latents Benchmark",
+            subcategory="{dataset}",
+            caption="../report/training_curves.rst",
+        ),
+        pdf="results/figures/training_curves_{dataset}_{model}.pdf",
+    log:
+        "results/logs/figures/training_curves_{dataset}_{model}.log",
+    wildcard_constraints:
+        dataset=r"[a-z0-9_]*_[0-9]+ms",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} training-curves --output {input.output:q}"
+        " --out {output.png:q} > {log:q} 2>&1"

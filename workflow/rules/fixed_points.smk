@@ -3,7 +3,8 @@
 
 rule fixed_points:
     input:
-        "results/runs/{dataset}/{model}/seed{seed}/output.h5",
+        output="results/runs/{dataset}/{model}/seed{seed}/output.h5",
+        model="results/runs/{dataset}/{model}/seed{seed}/model.pt",
     output:
         "results/runs/{dataset}/{model}/seed{seed}/fixed_points.h5",
     log:
@@ -17,5 +18,5 @@ rule fixed_points:
         script=f"{SCRIPTS}/fixed_points.py",
         settings=json_arg(config["fixed_points"]),
     shell:
-        "python {params.script} --output {input} --settings {params.settings}"
-        " --out {output} > {log} 2>&1"
+        "python {params.script:q} --output {input.output:q} --settings {params.settings}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ rule simulate_attractor:
         script=f"{SCRIPTS}/simulate_attractor.py",
         settings=lambda wildcards: json_arg(config["attractors"]),
     shell:
-        "python {params.script} --system {wildcards.system}"
-        " --settings {params.settings} --out {output} > {log} 2>&1"
+        "python {params.script:q} --system {wildcards.system}"
+        " --settings {params.settings} --out {output:q} > {log:q} 2>&1"
 
 
 rule simulate_reaching:
@@ -35,5 +35,5 @@ rule simulate_reaching:
         script=f"{SCRIPTS}/simulate_reaching.py",
         settings=json_arg(config["reaching"]),
     shell:
-        "python {params.script} --params-json {params.settings}"
-        " --out {output.nwb} --truth {output.truth} > {log} 2>&1"
+        "python {params.script:q} --params-json {params.settings}"
+        " --out {output.nwb:q} --truth {output.truth:q} > {log:q} 2>&1"

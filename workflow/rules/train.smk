@@ -1,25 +1,34 @@
 # Train one model on one dataset with one seed. Every model kind goes through this rule.
+# model.pt (the fitted model) is declared, so --forcerun and --delete-all-output remove it; the
+# resumable state of a killed job (training/) is not, so a rerun of the same run resumes from it.
 
 
 rule train:
     input:
         "results/data/binned/{dataset}.h5",
     output:
-        "results/runs/{dataset}/{model}/seed{seed}/output.h5",
+        output="results/runs/{dataset}/{model}/seed{seed}/output.h5",
+        model="results/runs/{dataset}/{model}/seed{seed}/model.pt",
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../envs/train.yaml"
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: train_resource(wildcards.model, "gpu"),
-        mem_mb=lambda wildcards: train_resource(wildcards.model, "mem_mb"),
-        runtime=lambda wildcards: train_resource(wildcards.model, "runtime"),
+        gpu=lambda wildcards: train_resource(wildcards.model, wildcards.dataset, "gpu"),
+        mem_mb=lambda wildcards: train_resource(
+            wildcards.model, wildcards.dataset, "mem_mb"
+        ),
+        runtime=lambda wildcards: train_resource(
+            wildcards.model, wildcards.dataset, "runtime"
+        ),
     params:
         script=f"{SCRIPTS}/train.py",
-        model=lambda wildcards: json_arg(model_params(wildcards.model)),
+        model=lambda wildcards: json_arg(
+            model_params(wildcards.model, wildcards.dataset)
+        ),
         device=config["device"],
     shell:
-        "python {params.script} --data {input} --model-name {wildcards.model}"
+        "python {params.script:q} --data {input:q} --model-name {wildcards.model}"
         " --model {params.model} --seed {wildcards.seed} --device {params.device}"
-        " --threads {threads} --out {output} > {log} 2>&1"
+        " --threads {threads} --out {output.output:q} > {log:q} 2>&1"

@@ -128,8 +128,8 @@ def split_indices(n_trials, split_sizes, rng):
 def make_attractor_dataset(system_name, n_neurons, n_trials, n_steps, split_sizes, seed):
     """Simulate one attractor dataset; returns (arrays, attrs) in the binned-dataset format.
 
-    Splits map to the format's names as train -> train, valid -> eval, test -> test, so metrics are
-    taken on the paper's validation trials.
+    Splits map to the format's names as train -> train, valid -> valid, test -> eval: models select
+    checkpoints on the paper's validation trials and are scored on its test trials.
     """
     system = SYSTEMS[system_name]
     rng = np.random.default_rng(seed)
@@ -145,7 +145,7 @@ def make_attractor_dataset(system_name, n_neurons, n_trials, n_steps, split_size
 
     splits = split_indices(n_trials, split_sizes, rng)
     arrays = {}
-    for split, name in (("train", "train"), ("valid", "eval"), ("test", "test")):
+    for split, name in (("train", "train"), ("valid", "valid"), ("test", "eval")):
         idx = splits[split]
         arrays[f"{name}_spikes_heldin"] = spikes[idx]
         arrays[f"{name}_true_rates_heldin"] = rates[idx]

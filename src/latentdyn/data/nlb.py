@@ -18,6 +18,7 @@ from scipy import signal
 from latentdyn.data.nlb_specs import DatasetSpec
 from latentdyn.data.nwb_reader import NS_PER_MS, read_recording
 from latentdyn.errors import InputError
+from latentdyn.io import reading
 
 log = logging.getLogger(__name__)
 
@@ -415,7 +416,7 @@ def _add_truth(arrays, truth_path, rec, bin_ms, n_bins, splits):
 
 def _binned_truth(truth_path, rec, bin_ms, n_bins):
     """Mean of the 1 kHz truth over each bin (NaN for bins without samples), read in row chunks."""
-    with h5py.File(truth_path, "r") as f:
+    with reading(truth_path, "ground-truth file"), h5py.File(truth_path, "r") as f:
         for key in ("timestamps", "rates", "latents"):
             if key not in f:
                 raise InputError(truth_path, key, "missing from the ground-truth file")

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hdmf.build.errors import BuildError, ConstructError
 from pynwb import NWBHDF5IO, ProcessingModule, TimeSeries
 from pynwb.core import MultiContainerInterface
 
 from latentdyn.errors import InputError
+from latentdyn.io import reading
 
 NS_PER_MS = 1_000_000
+NWB_ERRORS = (BuildError, ConstructError)  # pynwb's errors on a file it cannot map to NWB objects
 
 
 @dataclass
@@ -67,7 +70,7 @@ class Recording:
         """A continuous signal on the 1 ms timeline (float64, NaN where absent) and its channel names."""
         values, names = None, None
         for index, path in enumerate(self.paths):
-            with NWBHDF5IO(str(path), "r") as io:
+            with reading(path, "NWB file", NWB_ERRORS), NWBHDF5IO(str(path), "r") as io:
                 series = _timeseries_by_name(io.read()).get(name)
                 if series is None:
                     continue
@@ -114,7 +117,7 @@ def _read_file(path):
     """The trial table and unit columns of one file (spike times, obs_intervals, heldout, ids)."""
     if not path.exists():
         raise InputError(path, "<file>", "NWB file does not exist")
-    with NWBHDF5IO(str(path), "r") as io:
+    with reading(path, "NWB file", NWB_ERRORS), NWBHDF5IO(str(path), "r") as io:
         nwb = io.read()
         if nwb.trials is None:
             raise InputError(path, "trials", "file has no trials table; needed for trial windows")

@@ -7,11 +7,12 @@ inputs exist, so the same call serves attractors, simulated reaching and real re
 
 import numpy as np
 
-from latentdyn.errors import InputError
+from latentdyn.data.format import state_latents, validate_model_output
 from latentdyn.metrics.ground_truth import poisson_nll_per_bin, rate_r2, state_r2
 
 
-def ground_truth_metrics(data, output, split="eval"):
+def ground_truth_metrics(data, output, split="eval", state=None):
+    """Rate R², NLL and, given the inferred dynamical `state` (trials × bins × k), state R²."""
     metrics = {}
     rates_key = f"{split}_rates_heldin"
     if rates_key not in output:
@@ -21,16 +22,15 @@ def ground_truth_metrics(data, output, split="eval"):
     predicted = [output[k] for k in (f"{split}_rates_heldin", f"{split}_rates_heldout") if k in output]
     if true_rates and len(true_rates) == len(predicted):
         metrics["rate_r2"] = rate_r2(np.concatenate(predicted, -1), np.concatenate(true_rates, -1))
-    if f"{split}_true_latents" in data and f"{split}_latents" in output:
-        metrics["state_r2"] = state_r2(data[f"{split}_true_latents"], output[f"{split}_latents"])
+    if f"{split}_true_latents" in data and state is not None:
+        metrics["state_r2"] = state_r2(data[f"{split}_true_latents"], state[:, : data[f"{split}_true_latents"].shape[1]])
     return metrics
 
 
-def evaluate_run(data, attrs, output, data_path="<data>", output_path="<output>"):
-    """All applicable metrics for one run, as a flat dict."""
-    if "eval_rates_heldin" not in output:
-        raise InputError(data_path, "eval_rates_heldin", "model output lacks evaluation rates")
-    metrics = ground_truth_metrics(data, output)
+def evaluate_run(data, attrs, output, data_path="<data>", output_path="<output>", output_attrs=None):
+    """All applicable metrics for one run, as a flat dict (`output_attrs` name the state latent)."""
+    validate_model_output(output, data, output_path)
+    metrics = ground_truth_metrics(data, output, state=state_latents(output, output_attrs or {}, "eval"))
     if "eval_spikes_heldout" in data or "eval_behavior" in data:
         from latentdyn.metrics.nlb import evaluate_submission
 

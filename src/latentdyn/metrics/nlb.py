@@ -8,6 +8,7 @@ Targets are the arrays of a binned dataset (docs/formats.md keys) or of `load_te
 submission is the model-output arrays (rates in spikes per bin).
 """
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV
 
+from latentdyn.data.format import validate_model_output
 from latentdyn.errors import InputError
+from latentdyn.io import reading
 
 # nlb_tools replaces zero rates by this before taking the log, so a zero rate under a spike is costly but finite.
 ZERO_RATE_FLOOR = 1e-9
@@ -164,17 +167,26 @@ def evaluate_submission(targets, submission, dataset_name, *, submission_path="s
     Keys as nlb_tools names them: "co-bps" (needs eval_spikes_heldout), "vel R2" (train/eval behaviour,
     not DMFC; Area2 decode masks if the targets have them), "tp corr" (DMFC, `eval_behavior` in nlb_tools'
     trials × [is_eye, theta, is_short, ts, tp] layout), "psth R2" (psth and eval_cond_idx; optional
-    eval_jitter), "fp-bps" (forward spikes). Raises InputError naming `submission_path` and the key when a
-    needed submission array is missing, mis-shaped, or not finite and non-negative.
+    eval_jitter), "fp-bps" (forward spikes). The submission is checked by `validate_model_output`; a rates
+    key a computable metric needs must be there (InputError naming `submission_path` and the key). A metric
+    whose targets are missing or do not fit is skipped with one line on stderr saying why.
     """
-    expected_shapes = _expected_shapes(targets)
+    validate_model_output(submission, targets, submission_path)
 
     def rates(key):
-        return _checked_rates(submission, key, expected_shapes[key], submission_path)
+        if key not in submission:
+            raise InputError(submission_path, key, "missing from the submission; the dataset's metrics need it")
+        return np.asarray(submission[key], dtype=np.float64)
 
     def all_units(split):
-        keys = [f"{split}_rates_heldin"] + ([f"{split}_rates_heldout"] if has_heldout else [])
+        """Held-in and held-out rates side by side (held-out required when the targets score them)."""
+        keys = [f"{split}_rates_heldin"]
+        if has_heldout or f"{split}_rates_heldout" in submission:
+            keys.append(f"{split}_rates_heldout")
         return np.concatenate([rates(key) for key in keys], axis=-1)
+
+    def skip(metric, reason):
+        print(f"{dataset_name}: {metric} not computed: {reason}", file=sys.stderr, flush=True)
 
     has_heldout = "eval_spikes_heldout" in targets
     is_dmfc = dataset_name.startswith("dmfc_rsg")
@@ -182,22 +194,41 @@ def evaluate_submission(targets, submission, dataset_name, *, submission_path="s
     metrics = {}
     if has_heldout:
         metrics["co-bps"] = bits_per_spike(rates("eval_rates_heldout"), targets["eval_spikes_heldout"])
-    if is_dmfc and has_heldout and "eval_behavior" in targets:
-        eval_behavior = np.asarray(targets["eval_behavior"], dtype=np.float64)
-        metrics["tp corr"] = tp_correlation(
-            eval_rates,
-            ~np.isnan(targets["eval_spikes_heldout"][..., 0]),
-            eval_behavior[:, DMFC_CONDITION_COLUMNS],
-            eval_behavior[:, DMFC_TP_COLUMN],
-        )
-    elif not is_dmfc and "train_behavior" in targets and "eval_behavior" in targets:
-        decode_masks = None
-        if "train_decode_mask" in targets:
-            decode_masks = (targets["train_decode_mask"], targets["eval_decode_mask"])
-        metrics["vel R2"] = velocity_r2(
-            all_units("train"), targets["train_behavior"], eval_rates, targets["eval_behavior"], decode_masks
-        )
-    if "psth" in targets and "eval_cond_idx" in targets:
+    else:
+        skip("co-bps", "the dataset has no eval_spikes_heldout")
+    if is_dmfc:
+        if has_heldout and "eval_behavior" in targets:
+            eval_behavior = np.asarray(targets["eval_behavior"], dtype=np.float64)
+            metrics["tp corr"] = tp_correlation(
+                eval_rates,
+                ~np.isnan(targets["eval_spikes_heldout"][..., 0]),
+                eval_behavior[:, DMFC_CONDITION_COLUMNS],
+                eval_behavior[:, DMFC_TP_COLUMN],
+            )
+        else:
+            skip("tp corr", "needs eval_spikes_heldout and eval_behavior")
+    elif "train_behavior" not in targets or "eval_behavior" not in targets:
+        skip("vel R2", "the dataset has no train_behavior and eval_behavior")
+    else:
+        train_rates = all_units("train")
+        if train_rates.shape[-1] != eval_rates.shape[-1]:
+            skip("vel R2", f"train rates cover {train_rates.shape[-1]} units, eval rates {eval_rates.shape[-1]}")
+        elif not _has_behavior_rows(targets["train_behavior"]) or not _has_behavior_rows(targets["eval_behavior"]):
+            skip("vel R2", "train_behavior or eval_behavior has no observed bin")
+        else:
+            decode_masks = None
+            if "train_decode_mask" in targets:
+                decode_masks = (targets["train_decode_mask"], targets["eval_decode_mask"])
+            metrics["vel R2"] = velocity_r2(
+                train_rates, targets["train_behavior"], eval_rates, targets["eval_behavior"], decode_masks
+            )
+    if "psth" not in targets or "eval_cond_idx" not in targets:
+        skip("psth R2", "the dataset has no psth and eval_cond_idx")
+    elif np.shape(targets["psth"])[-1] != eval_rates.shape[-1]:
+        skip("psth R2", f"the PSTH has {np.shape(targets['psth'])[-1]} units, the eval rates {eval_rates.shape[-1]}")
+    elif not any(len(trials) for trials in targets["eval_cond_idx"]):
+        skip("psth R2", "no condition has an eval trial")
+    else:
         metrics["psth R2"] = psth_r2(eval_rates, targets["psth"], targets["eval_cond_idx"], targets.get("eval_jitter"))
     if "eval_spikes_heldin_forward" in targets:
         has_heldout_forward = "eval_spikes_heldout_forward" in targets
@@ -207,6 +238,8 @@ def evaluate_submission(targets, submission, dataset_name, *, submission_path="s
             rates("eval_rates_heldout_forward") if has_heldout_forward else None,
             targets["eval_spikes_heldout_forward"] if has_heldout_forward else None,
         )
+    else:
+        skip("fp-bps", "the dataset has no eval_spikes_heldin_forward")
     return metrics
 
 
@@ -231,7 +264,7 @@ def load_test_targets(path, dataset_name, bin_ms):
             path, "<file>", "not an HDF5 file (a Git LFS pointer? fetch the real file with `git lfs pull`)"
         )
     group_name = dataset_name if bin_ms == 5 else f"{dataset_name}_{bin_ms}"
-    with h5py.File(path, "r") as f:
+    with reading(path, "test targets file"), h5py.File(path, "r") as f:
         if group_name not in f:
             raise InputError(path, group_name, f"no such group; the file has {sorted(f.keys())}")
         targets = {}
@@ -243,6 +276,11 @@ def load_test_targets(path, dataset_name, bin_ms):
     if "eval_spikes_heldout" not in targets:
         raise InputError(path, f"{group_name}/eval_spikes_heldout", "missing from the test targets")
     return targets
+
+
+def _has_behavior_rows(behavior):
+    """Whether any bin has behaviour (the decoder drops rows whose first column is NaN)."""
+    return bool(np.any(~np.isnan(np.asarray(behavior, dtype=np.float64)[..., 0])))
 
 
 def _flatten_time(array):
@@ -275,48 +313,3 @@ def _shift_bins(trial_rates, shift):
     else:
         shifted[:shift] = trial_rates[-shift:]
     return shifted
-
-
-def _expected_shapes(targets):
-    """Shape each submission key must have, from whichever target arrays carry the sizes (None: unknown).
-
-    Val-phase targets (a binned dataset) hold the input spikes; test-phase targets do not, so sizes also
-    come from the behaviour and forward arrays.
-    """
-
-    def size(*candidates):
-        for key, axis in candidates:
-            if key in targets and np.ndim(targets[key]) == 3:
-                return np.shape(targets[key])[axis]
-        return None
-
-    n_eval = size(("eval_spikes_heldout", 0), ("eval_spikes_heldin", 0), ("eval_spikes_heldin_forward", 0))
-    n_eval_bins = size(("eval_spikes_heldout", 1), ("eval_spikes_heldin", 1), ("eval_behavior", 1))
-    n_train = size(("train_spikes_heldin", 0), ("train_behavior", 0))
-    n_train_bins = size(("train_spikes_heldin", 1), ("train_behavior", 1))
-    n_forward_bins = size(("eval_spikes_heldin_forward", 1), ("eval_spikes_heldout_forward", 1))
-    n_heldin = size(("eval_spikes_heldin", 2), ("train_spikes_heldin", 2), ("eval_spikes_heldin_forward", 2))
-    n_heldout = size(("eval_spikes_heldout", 2), ("train_spikes_heldout", 2), ("eval_spikes_heldout_forward", 2))
-    return {
-        "train_rates_heldin": (n_train, n_train_bins, n_heldin),
-        "train_rates_heldout": (n_train, n_train_bins, n_heldout),
-        "eval_rates_heldin": (n_eval, n_eval_bins, n_heldin),
-        "eval_rates_heldout": (n_eval, n_eval_bins, n_heldout),
-        "eval_rates_heldin_forward": (n_eval, n_forward_bins, n_heldin),
-        "eval_rates_heldout_forward": (n_eval, n_forward_bins, n_heldout),
-    }
-
-
-def _checked_rates(submission, key, expected_shape, submission_path):
-    if key not in submission:
-        raise InputError(submission_path, key, "missing from the submission; the dataset's metrics need it")
-    value = np.asarray(submission[key], dtype=np.float64)
-    shape_matches = value.ndim == len(expected_shape) and all(
-        want is None or got == want for got, want in zip(value.shape, expected_shape)
-    )
-    if not shape_matches:
-        wanted = tuple("?" if want is None else want for want in expected_shape)
-        raise InputError(submission_path, key, f"shape {value.shape}, expected (trials, bins, units) = {wanted}")
-    if not np.all(np.isfinite(value)) or np.any(value < 0):
-        raise InputError(submission_path, key, "rates must be finite and non-negative")
-    return value

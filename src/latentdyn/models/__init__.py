@@ -1,1 +1,1 @@
-"""Models. Each model kind exposes `fit_predict`; `registry.MODEL_KINDS` maps config kinds to them."""
+"""Models, one package per model kind; `kinds.py` is their registry."""

@@ -93,6 +93,15 @@ class LinearReadout(nn.Module):
         return self.linear(latents)
 
 
+def poisson_nll_elementwise(log_rates, counts):
+    """Poisson negative log-likelihood (with the log n! term) of each entry; counts must be finite.
+
+    The one Poisson formula of the project: models that weight or mask entries themselves (LFADS's
+    coordinated dropout and sample validation) take it per entry.
+    """
+    return torch.exp(log_rates) - counts * log_rates + torch.lgamma(counts + 1)
+
+
 def poisson_nll(log_rates, counts, weights=None):
     """Mean Poisson negative log-likelihood (with the log n! term) over observed entries.
 
@@ -101,7 +110,7 @@ def poisson_nll(log_rates, counts, weights=None):
     """
     observed = ~torch.isnan(counts)
     counts = torch.where(observed, counts, torch.zeros_like(counts))
-    nll = torch.exp(log_rates) - counts * log_rates + torch.lgamma(counts + 1)
+    nll = poisson_nll_elementwise(log_rates, counts)
     mask = observed.to(nll.dtype)
     if weights is not None:
         mask = mask * weights

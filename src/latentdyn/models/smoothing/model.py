@@ -1,4 +1,4 @@
-"""The Neural Latents Benchmark's spike-smoothing baseline, as a model kind (see registry.py).
+"""The Neural Latents Benchmark's spike-smoothing baseline, as a model kind (models/kinds.py).
 
 Recipe from nlb_tools examples/baselines/smoothing/run_smoothing.py (github.com/neurallatents/nlb_tools):
 held-in rates are the Gaussian-smoothed held-in spikes; held-out rates come from one Poisson GLM per
@@ -8,8 +8,10 @@ Poisson GLM per unit maps the log-smoothed held-in activity of the window's last
 before the forward window) plus a one-hot forward-bin index to the unit's forward spikes. Sharing the
 state weights across forward bins pools every bin's spikes into one fit: separate per-bin GLMs overfit
 sparse 5 ms bins and predict near-zero rates where a few training trials happened to be silent.
-Deterministic: `run_dir`, `seed` and `device` are unused.
+Deterministic: no seed, no device.
 """
+
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -35,32 +37,60 @@ LOG_OFFSET = 1e-4  # added before the log so silent bins do not give log(0)
 RATE_FLOOR, RATE_CEILING = 1e-9, 1e20
 
 
-def fit_predict(data, attrs, params, *, run_dir, seed, device):
-    """Smooth held-in spikes and read held-out and forward rates out of them with Poisson GLMs."""
-    kernel_sd_ms, alpha = _settings(attrs, params)
-    window = gaussian_window(kernel_sd_ms, round(attrs["bin_width_s"] * 1000, 6))
-    splits = [split for split in ("train", "eval", "test") if f"{split}_spikes_heldin" in data]
-    smoothed = {split: smooth_spikes(data[f"{split}_spikes_heldin"], window) for split in splits}
-    features = {split: np.log(smoothed[split] + LOG_OFFSET) for split in splits}
-    output = {f"{split}_rates_heldin": smoothed[split] for split in splits}
+@dataclass
+class SmoothingModel:
+    """The kernel and, once fitted, one Poisson GLM per held-out unit and per forward unit."""
 
+    params: dict
+    window: np.ndarray | None = None
+    alpha: float | None = None
+    heldout_glms: list | None = None
+    forward_glms: dict = field(default_factory=dict)  # "heldin"/"heldout" -> GLMs
+
+
+def build(params, shapes):
+    return SmoothingModel(params)
+
+
+def fit(model, prepared, params):
+    """Choose the kernel for the dataset's bin width; fit the held-out and forward GLMs on the training trials."""
+    kernel_sd_ms, model.alpha = _settings(prepared.attrs, params)
+    model.window = gaussian_window(kernel_sd_ms, round(prepared.attrs["bin_width_s"] * 1000, 6))
+    data = prepared.arrays
+    features = _log_features(data["train_spikes_heldin"], model.window)
     if "train_spikes_heldout" in data:
-        readout_splits = ("train", "eval")
-        heldout_rates = fit_poisson_readout(
-            _flatten_time(features["train"]),
-            _flatten_time(data["train_spikes_heldout"]),
-            [_flatten_time(features[split]) for split in readout_splits],
-            alpha,
-        )
-        for split, rates in zip(readout_splits, heldout_rates):
-            output[f"{split}_rates_heldout"] = rates.reshape(*features[split].shape[:2], -1)
-
+        model.heldout_glms = fit_poisson_glms(_flatten_time(features), _flatten_time(data["train_spikes_heldout"]), model.alpha)
     for units in ("heldin", "heldout"):
-        if f"train_spikes_{units}_forward" in data:
-            output[f"eval_rates_{units}_forward"] = _predict_forward(
-                features["train"][:, -1], data[f"train_spikes_{units}_forward"], features["eval"][:, -1], alpha
+        key = f"train_spikes_{units}_forward"
+        if key in data:
+            n_forward_bins = data[key].shape[1]
+            model.forward_glms[units] = fit_poisson_glms(
+                _with_bin_index(features[:, -1], n_forward_bins), _flatten_time(data[key]), model.alpha
             )
+    return model
+
+
+def predict(model, prepared, params, device=None):
+    """Smoothed held-in spikes as rates; held-out rates for train/eval, forward rates for eval."""
+    data = prepared.arrays
+    output = {}
+    for split in (s for s in ("train", "eval", "test") if f"{s}_spikes_heldin" in data):
+        smoothed = smooth_spikes(data[f"{split}_spikes_heldin"], model.window)
+        features = np.log(smoothed + LOG_OFFSET)
+        output[f"{split}_rates_heldin"] = smoothed
+        if model.heldout_glms is not None and split in ("train", "eval"):
+            rates = predict_poisson_glms(model.heldout_glms, _flatten_time(features))
+            output[f"{split}_rates_heldout"] = rates.reshape(*features.shape[:2], -1)
+        if split == "eval":
+            for units, glms in model.forward_glms.items():
+                n_forward_bins = data[f"train_spikes_{units}_forward"].shape[1]
+                rates = predict_poisson_glms(glms, _with_bin_index(features[:, -1], n_forward_bins))
+                output[f"eval_rates_{units}_forward"] = rates.reshape(len(features), n_forward_bins, -1)
     return {key: value.astype(np.float32) for key, value in output.items()}
+
+
+def _log_features(spikes, window):
+    return np.log(smooth_spikes(spikes, window) + LOG_OFFSET)
 
 
 def gaussian_window(kernel_sd_ms, bin_ms):
@@ -101,26 +131,25 @@ def smooth_spikes(spikes, window):
     return np.clip(smoothed, 0.0, None)
 
 
-def fit_poisson_readout(train_features, train_spikes, predict_features, alpha):
-    """One Poisson GLM per unit (column of `train_spikes`), predicted on each array of `predict_features`.
+def fit_poisson_glms(train_features, train_spikes, alpha):
+    """One Poisson GLM per unit (column of `train_spikes`); None for a unit that never spiked.
 
-    Rows where the unit is unobserved (NaN) are left out of its fit; a unit with no observed spike gets
-    the floor rate, the GLM's limit. Units are fit in parallel threads with one BLAS/OpenMP thread each:
-    the work is BLAS calls that release the GIL, and nested BLAS threads slowed these fits 5-30x.
+    Rows where the unit is unobserved (NaN) are left out of its fit; a unit with no observed spike
+    gets the floor rate, the GLM's limit. Units are fit in parallel threads with one BLAS/OpenMP thread
+    each: the work is BLAS calls that release the GIL, and nested BLAS threads slowed these fits 5-30x.
     sklearn's newton-cholesky solver reaches the optimum of nlb_tools' objective in a few passes; the
     lbfgs default that nlb_tools uses needs ~100 on these unscaled log features and stops short of it
     (coefficients ~0.5% off).
     """
     with threadpool_limits(limits=1):
-        glms = Parallel(n_jobs=-1, prefer="threads")(
-            delayed(_fit_unit_glm)(train_features, train_spikes[:, unit], alpha)
-            for unit in range(train_spikes.shape[1])
+        return Parallel(n_jobs=-1, prefer="threads")(
+            delayed(_fit_unit_glm)(train_features, train_spikes[:, unit], alpha) for unit in range(train_spikes.shape[1])
         )
-    predictions = []
-    for features in predict_features:
-        rates = [np.full(len(features), RATE_FLOOR) if glm is None else glm.predict(features) for glm in glms]
-        predictions.append(np.clip(np.column_stack(rates), RATE_FLOOR, RATE_CEILING))
-    return predictions
+
+
+def predict_poisson_glms(glms, features):
+    rates = [np.full(len(features), RATE_FLOOR) if glm is None else glm.predict(features) for glm in glms]
+    return np.clip(np.column_stack(rates), RATE_FLOOR, RATE_CEILING)
 
 
 def _fit_unit_glm(train_features, unit_spikes, alpha):
@@ -130,19 +159,11 @@ def _fit_unit_glm(train_features, unit_spikes, alpha):
     return PoissonRegressor(alpha=alpha, solver="newton-cholesky").fit(train_features[observed], unit_spikes[observed])
 
 
-def _predict_forward(train_last_bin, train_forward_spikes, eval_last_bin, alpha):
-    """Eval forward rates (trials × forward bins × units) from the window's last bin and the bin index."""
-    n_forward_bins, n_units = train_forward_spikes.shape[1:]
-
-    def with_bin_index(last_bin):
-        state = np.repeat(last_bin, n_forward_bins, axis=0)
-        bin_index = np.tile(np.eye(n_forward_bins), (len(last_bin), 1))
-        return np.hstack([state, bin_index])
-
-    (eval_rates,) = fit_poisson_readout(
-        with_bin_index(train_last_bin), _flatten_time(train_forward_spikes), [with_bin_index(eval_last_bin)], alpha
-    )
-    return eval_rates.reshape(len(eval_last_bin), n_forward_bins, n_units)
+def _with_bin_index(last_bin, n_forward_bins):
+    """Forward-window GLM features: the window's last bin, repeated per forward bin, plus a one-hot bin index."""
+    state = np.repeat(last_bin, n_forward_bins, axis=0)
+    bin_index = np.tile(np.eye(n_forward_bins), (len(last_bin), 1))
+    return np.hstack([state, bin_index])
 
 
 def _settings(attrs, params):
@@ -150,7 +171,11 @@ def _settings(attrs, params):
     dataset = str(attrs.get("dataset", ""))
     matches = [name for name in NLB_SETTINGS if dataset.startswith(name)]
     kernel_sd_ms, alpha = NLB_SETTINGS[max(matches, key=len)] if matches else DEFAULT_SETTINGS
-    return params.get("kernel_sd_ms", kernel_sd_ms), params.get("glm_alpha", alpha)
+    if params.get("kernel_sd_ms") is not None:
+        kernel_sd_ms = params["kernel_sd_ms"]
+    if params.get("glm_alpha") is not None:
+        alpha = params["glm_alpha"]
+    return kernel_sd_ms, alpha
 
 
 def _unit_means(spikes):

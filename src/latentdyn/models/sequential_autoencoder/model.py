@@ -1,0 +1,87 @@
+"""Sequential autoencoder with a GRU or neural-ODE generator (Sedler, Versteeg & Pandarinath 2023).
+
+Bidirectional GRU encoder -> initial condition of the latent state -> autonomous dynamics (GRU or
+neural ODE) unrolled over the trial -> linear readout to log-rates, trained with a Poisson loss.
+The NODE is trained with the paper's curriculum: the loss covers the first `points_per_group` time
+steps, `points_per_group` more every `epochs_per_group` epochs, renormalised so its scale is constant.
+Paper settings (configs/model/{gru,node}.yaml of the paper's repository): encoder 64, dropout 0.05,
+NODE vector field 128 tanh units, Adam lr 5e-3 / wd 1e-5 (NODE) and 1e-3 / 1e-4 (GRU), batch 650.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentdyn.data.prepare import split_rates
+from latentdyn.models.components import (
+    BidirectionalGRUEncoder,
+    GRUDynamics,
+    LinearReadout,
+    NeuralODEDynamics,
+    poisson_nll,
+)
+from latentdyn.training.contract import StepResult
+
+STATE_LATENT = "states"  # the dynamical state, under latents/ in the output
+
+
+class SequentialAutoencoder(nn.Module):
+    def __init__(self, encoder, dynamics, readout, n_steps, curriculum=None):
+        super().__init__()
+        self.encoder = encoder
+        self.dynamics = dynamics
+        self.readout = readout
+        self.n_steps = n_steps
+        self.curriculum = curriculum
+
+    def forward(self, spikes):
+        """Return (log_rates, latents) over the reconstructed bins; unobserved (NaN) inputs read as zeros."""
+        inputs = torch.nan_to_num(spikes, nan=0.0)
+        latents = self.dynamics.unroll(self.encoder(inputs), self.n_steps)
+        return self.readout(latents), latents
+
+    def training_step(self, batch, progress):
+        log_rates, _ = self(batch.encoder_input)
+        weights = curriculum_weights(self.n_steps, progress.epoch, self.curriculum).to(log_rates.device)
+        recon = poisson_nll(log_rates, batch.target, weights[None, :, None])
+        return StepResult(recon, {"recon": recon})
+
+    validation_step = training_step
+
+
+def build(params, shapes):
+    latent_size = params["latent_size"]
+    encoder = BidirectionalGRUEncoder(shapes.n_input, params["encoder_size"], latent_size, params["dropout"])
+    n_steps = shapes.n_recon_bins
+    if params["dynamics"] == "gru":
+        dynamics = GRUDynamics(latent_size)
+    else:
+        dynamics = NeuralODEDynamics(latent_size, params["vector_field_size"], n_steps, params["solver"])
+    readout = LinearReadout(latent_size, shapes.n_output)
+    return SequentialAutoencoder(encoder, dynamics, readout, n_steps, params.get("curriculum"))
+
+
+def curriculum_weights(n_steps, epoch, curriculum):
+    """Per-time-step loss weights: 1 on the steps trained so far, 0 after, mean weight 1."""
+    weights = torch.ones(n_steps)
+    if curriculum:
+        n_points = min((epoch // curriculum["epochs_per_group"] + 1) * curriculum["points_per_group"], n_steps)
+        weights[n_points:] = 0.0
+        weights *= n_steps / n_points
+    return weights
+
+
+@torch.no_grad()
+def predict(model, prepared, params, device, batch_size=1024):
+    """Rates (spikes per bin) and latent states for every trial of every split, in eval mode."""
+    model.eval()
+    outputs = {}
+    for split, arrays in prepared.splits.items():
+        rates, latents = [], []
+        for batch in torch.as_tensor(arrays.encoder_input).split(batch_size):
+            log_rates, states = model(batch.to(device))
+            rates.append(torch.exp(log_rates).cpu().numpy())
+            latents.append(states.cpu().numpy())
+        outputs.update(split_rates(np.concatenate(rates), prepared.shapes, split))
+        outputs[f"latents/{split}_{STATE_LATENT}"] = np.concatenate(latents)
+    return outputs

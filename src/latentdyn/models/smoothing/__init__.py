@@ -1,0 +1,1 @@
+"""The Neural Latents Benchmark's spike-smoothing baseline."""
