@@ -6,7 +6,7 @@ CORES ?= 2
 # Jobs run `python`: make it the venv's, as an activated env would.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test lint clean-demo
+.PHONY: install demo test test-gpu lint clean-demo
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: install
 
 test: install
 	$(BIN)/pytest -q tests
+
+# On a GPU host: the CUDA paths (graph capture, device: auto). CI has no GPU.
+test-gpu: install
+	$(BIN)/pytest -q gpu_tests
 
 lint: install
 	$(BIN)/snakemake --lint

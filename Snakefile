@@ -7,6 +7,7 @@ from latentdyn.config import check_config, check_semantics, drop_switched_off_st
 min_version("9.0")
 
 
+configfile: f"{workflow.basedir}/config/presets/lfads.yaml"
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 

@@ -202,3 +202,15 @@ def test_model_shapes_and_nan_inputs(dynamics):
     log_rates, latents = model(spikes)
     assert log_rates.shape == (4, 12, 5) and latents.shape == (4, 12, 3)
     assert torch.isfinite(log_rates).all()
+
+
+def test_external_inputs_reach_the_batch_and_must_cover_every_split():
+    from latentdyn.errors import InputError
+    from latentdyn.training.trainer import batch_from
+
+    arrays, attrs = dataset()
+    ext = {f"{split}_ext_input": np.ones((len(arrays[f"{split}_spikes_heldin"]), 12, 2), np.float32) for split in ("train", "eval")}
+    prepared = prepare({**arrays, **ext}, attrs, valid_fraction=0.25, seed=0)
+    assert prepared.shapes.n_ext == 2 and batch_from(prepared.valid, "cpu").ext_input.shape == (8, 12, 2)
+    with pytest.raises(InputError, match="eval_ext_input"):
+        prepare({**arrays, "train_ext_input": ext["train_ext_input"]}, attrs, valid_fraction=0.25, seed=0)

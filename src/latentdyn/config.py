@@ -36,6 +36,10 @@ def check_semantics(config, source="config"):
         for name in (config.get(study) or {}).get("models", []):
             if name not in config["models"]:
                 _fail(source, f"{study}.models", f"no model named '{name}' (known: {sorted(config['models'])})")
+    for study_model, per_dataset in config.get("dataset_models", {}).items():
+        for dataset, name in per_dataset.items():
+            if name not in config["models"]:
+                _fail(source, f"dataset_models.{study_model}.{dataset}", f"no model named '{name}'")
     attractor = config.get("attractor_study")
     if attractor:
         untrained = [k for k in attractor["trajectory_latent_sizes"] if k not in attractor["latent_sizes"]]

@@ -145,8 +145,12 @@ def validate_model_output(output, data, path):
             if not np.all(np.isfinite(value)):
                 raise InputError(path, key, "latents must be finite")
             if latents["split"] or value.ndim == 3:
-                expected = (*_split_sizes(data, latents["split"] or latents["group_split"]), None)
-                _check_shape(path, key, value, expected, "(trials, bins, latent size)")
+                split = latents["split"] or latents["group_split"]
+                trials, bins = _split_sizes(data, split)
+                forward = _split_sizes(data, "train", forward=True)[1] or 0
+                if bins is not None and value.ndim == 3 and value.shape[1] == bins + forward:
+                    bins += forward  # latents may cover the forward bins too
+                _check_shape(path, key, value, (trials, bins, None), "(trials, bins, latent size)")
                 if value.shape[-1] < 1:
                     raise InputError(path, key, "latents need at least one dimension")
         elif "_rates_" in key:

@@ -46,6 +46,7 @@ class SplitArrays:
     target: np.ndarray | None  # None where the targets are not known (eval, test)
     trial_index: np.ndarray
     truth: dict
+    ext_input: np.ndarray | None = None  # trials × (window + forward bins) × external inputs
 
     def __len__(self):
         return len(self.encoder_input)
@@ -56,6 +57,7 @@ class SplitArrays:
             None if self.target is None else self.target[rows],
             self.trial_index[rows],
             {k: v[rows] for k, v in self.truth.items()},
+            None if self.ext_input is None else self.ext_input[rows],
         )
 
 
@@ -79,8 +81,9 @@ def prepare(arrays, attrs, *, valid_fraction, seed, path="<data>"):
     train_in = arrays["train_spikes_heldin"]
     n_heldout = arrays["train_spikes_heldout"].shape[-1] if "train_spikes_heldout" in arrays else 0
     n_forward = arrays["train_spikes_heldin_forward"].shape[1] if "train_spikes_heldin_forward" in arrays else 0
-    shapes = DataShapes(n_input=train_in.shape[-1], n_heldout=n_heldout, n_bins=train_in.shape[1], n_forward=n_forward)
-    splits = {split: _split(arrays, split, shapes) for split in SPLITS if f"{split}_spikes_heldin" in arrays}
+    n_ext = arrays["train_ext_input"].shape[-1] if "train_ext_input" in arrays else 0
+    shapes = DataShapes(train_in.shape[-1], n_heldout, train_in.shape[1], n_forward, n_ext)
+    splits = {split: _split(arrays, split, shapes, path) for split in SPLITS if f"{split}_spikes_heldin" in arrays}
     full_train = splits.pop("train")
     if "valid" in splits:
         train, valid = full_train, splits["valid"]
@@ -91,7 +94,7 @@ def prepare(arrays, attrs, *, valid_fraction, seed, path="<data>"):
     return PreparedData(shapes, train, valid, {"train": full_train, **splits}, arrays, attrs)
 
 
-def _split(arrays, split, shapes):
+def _split(arrays, split, shapes, path):
     encoder_input = np.asarray(arrays[f"{split}_spikes_heldin"], dtype=np.float32)
     n_trials = len(encoder_input)
     window = [encoder_input]
@@ -112,7 +115,13 @@ def _split(arrays, split, shapes):
         for name in ("true_rates_heldin", "true_rates_heldout", "true_latents")
         if f"{split}_{name}" in arrays
     }
-    return SplitArrays(encoder_input, target if known else None, np.arange(n_trials), truth)
+    ext_input = None
+    if shapes.n_ext:
+        key = f"{split}_ext_input"
+        if key not in arrays or np.shape(arrays[key])[:2] != (n_trials, shapes.n_recon_bins):
+            raise InputError(path, key, f"external inputs must be given for every split, shaped ({n_trials}, {shapes.n_recon_bins}, {shapes.n_ext})")
+        ext_input = np.asarray(arrays[key], dtype=np.float32)
+    return SplitArrays(encoder_input, target if known else None, np.arange(n_trials), truth, ext_input)
 
 
 def _unknown(n_trials, n_bins, n_units):

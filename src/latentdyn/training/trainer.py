@@ -72,6 +72,7 @@ def batch_from(split, device):
         target=torch.as_tensor(split.target),
         trial_index=torch.as_tensor(split.trial_index, dtype=torch.int64),
         truth={k: torch.as_tensor(v) for k, v in split.truth.items()},
+        ext_input=None if split.ext_input is None else torch.as_tensor(split.ext_input),
     ).to(device)
 
 
@@ -304,6 +305,8 @@ def _copy_batch(static, batch):
     static.encoder_input.copy_(batch.encoder_input)
     static.target.copy_(batch.target)
     static.trial_index.copy_(batch.trial_index)
+    if batch.ext_input is not None:
+        static.ext_input.copy_(batch.ext_input)
     for key, value in batch.truth.items():
         static.truth[key].copy_(value)
 

@@ -1,0 +1,65 @@
+"""The CUDA paths (device: auto on a GPU): CUDA-graph training with live ramps, graph vs eager, SAE on CUDA.
+
+Run on a GPU host with `make test-gpu`; CI has no GPU and runs the CPU suite (tests/).
+"""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from latentdyn.models.kinds import resolve_model
+from latentdyn.models.lfads.model import Ramp
+from latentdyn.models.run import train_and_predict
+from latentdyn.training.trainer import resolve_device
+from test_lfads import lfads_params, rotation_dataset
+
+
+def test_auto_device_is_the_gpu():
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_training_step_is_captured_in_a_cuda_graph_with_live_ramps(tmp_path):
+    """Under the trainer's CUDA graph the ramps must follow the epoch (read from progress.epoch_tensor)."""
+    arrays, attrs = rotation_dataset()
+    params = lfads_params(
+        epochs=6,
+        batch_size=20,
+        cuda_graph=True,
+        kl_increase_epochs=4,
+        l2_increase_epochs=4,
+        cd_rate=0.3,
+        sv_rate=0.2,
+        dropout_rate=0.1,
+        posterior_samples=3,
+        early_stopping=None,
+    )
+    outputs, _ = train_and_predict(params, arrays, attrs, run_dir=tmp_path, seed=0, device="cuda")
+    rows = list(csv.DictReader(open(tmp_path / "history.csv")))
+    ramp = Ramp(0, 4)
+    assert [float(r["train_kl_ramp"]) for r in rows] == pytest.approx([ramp(torch.tensor(float(e))).item() for e in range(6)])
+    assert all(math.isfinite(float(r["train_loss"])) and math.isfinite(float(r["valid_sv_nll"])) for r in rows)
+    assert np.all(np.isfinite(outputs["eval_rates_heldin"]))
+
+
+def test_graph_and_eager_training_reach_the_same_fit(tmp_path):
+    """Same model, seed and data: the graphed and the eager loop differ only in sampling noise."""
+    arrays, attrs = rotation_dataset()
+    results = {}
+    for graph in (True, False):
+        params = lfads_params(epochs=60, batch_size=20, cuda_graph=graph, early_stopping=None, posterior_samples=5)
+        train_and_predict(params, arrays, attrs, run_dir=tmp_path / str(graph), seed=0, device="cuda")
+        rows = list(csv.DictReader(open(tmp_path / str(graph) / "history.csv")))
+        results[graph] = float(rows[-1]["valid_recon"])
+    assert results[True] == pytest.approx(results[False], rel=0.05)
+
+
+@pytest.mark.parametrize("dynamics", ["gru", "node"])
+def test_sequential_autoencoder_trains_on_cuda(tmp_path, dynamics):
+    rng = np.random.default_rng(0)
+    arrays = {f"{s}_spikes_heldin": rng.poisson(1.0, (n, 20, 6)).astype(np.float32) for s, n in (("train", 40), ("eval", 10))}
+    params = resolve_model("sae", {"kind": "sequential_autoencoder", "dynamics": dynamics, "latent_size": 3, "learning_rate": 1e-2, "epochs": 3, "batch_size": 16})
+    outputs, attrs = train_and_predict(params, arrays, {"dataset": "toy", "bin_width_s": 0.01}, run_dir=tmp_path, seed=0, device="auto")
+    assert outputs["eval_rates_heldin"].shape == (10, 20, 6) and np.isfinite(outputs["eval_rates_heldin"]).all()
