@@ -8,6 +8,7 @@ min_version("9.0")
 
 
 configfile: f"{workflow.basedir}/config/presets/lfads.yaml"
+configfile: f"{workflow.basedir}/config/presets/ndt.yaml"
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 

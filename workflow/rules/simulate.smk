@@ -37,3 +37,77 @@ rule simulate_reaching:
     shell:
         "python {params.script:q} --params-json {params.settings}"
         " --out {output.nwb:q} --truth {output.truth:q} > {log:q} 2>&1"
+
+
+# Sparse-sampling datasets for SBTT (Zhu et al. 2021): the demo's latent Lorenz, the LFADS chaotic RNN,
+# bandwidth masks of any binned dataset, and staggered-scan two-photon imaging (docs/formats.md).
+localrules:
+    simulate_sbtt_lorenz,
+    simulate_chaotic_rnn,
+    mask_bandwidth,
+    simulate_two_photon,
+
+
+rule simulate_sbtt_lorenz:
+    output:
+        "results/data/binned/sbtt_lorenz.h5",
+    log:
+        "results/logs/simulate_sbtt_lorenz.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/simulate_synthetic.py",
+        settings=json_arg(config["sbtt_lorenz"]),
+    shell:
+        "python {params.script:q} --generator sbtt_lorenz"
+        " --settings {params.settings} --out {output:q} > {log:q} 2>&1"
+
+
+rule simulate_chaotic_rnn:
+    output:
+        "results/data/binned/chaotic_rnn.h5",
+    log:
+        "results/logs/simulate_chaotic_rnn.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/simulate_synthetic.py",
+        settings=json_arg(config["chaotic_rnn"]),
+    shell:
+        "python {params.script:q} --generator chaotic_rnn"
+        " --settings {params.settings} --out {output:q} > {log:q} 2>&1"
+
+
+rule mask_bandwidth:
+    input:
+        "results/data/binned/{dataset}.h5",
+    output:
+        "results/data/binned/{dataset}_bw{bandwidth}.h5",
+    log:
+        "results/logs/mask_bandwidth/{dataset}_bw{bandwidth}.log",
+    wildcard_constraints:
+        bandwidth="|".join(str(b) for b in config["bandwidth_masks"]["bandwidths"]),
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/mask_bandwidth.py",
+        seed=config["bandwidth_masks"]["seed"],
+    shell:
+        "python {params.script:q} --data {input:q} --bandwidth {wildcards.bandwidth}"
+        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
+rule simulate_two_photon:
+    output:
+        subframe="results/data/binned/two_photon_subframe.h5",
+        frame="results/data/binned/two_photon_frame.h5",
+    log:
+        "results/logs/simulate_two_photon.log",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/simulate_two_photon.py",
+        settings=json_arg(config["two_photon"]),
+    shell:
+        "python {params.script:q} --settings {params.settings}"
+        " --out-subframe {output.subframe:q} --out-frame {output.frame:q} > {log:q} 2>&1"

@@ -25,7 +25,7 @@ from jsonschema.exceptions import best_match
 
 from latentdyn.config import ConfigError
 
-KIND_NAMES = ("sequential_autoencoder", "smoothing", "lfads")
+KIND_NAMES = ("sequential_autoencoder", "smoothing", "lfads", "ndt")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""NDT: the Neural Data Transformer (Ye & Pandarinath 2021; neural-data-transformers; README §11).
+
+The model reads one token per bin over the window and the forward bins; a token is the bin's counts of
+every output unit, held-in then held-out, with held-out units and forward bins zero (they are never
+observed at the input). Tokens are embedded (identity, the model width then being the number of
+units, or linear), scaled by √width, given positions (learned or sinusoidal) and dropout, and run
+through pre-norm transformer layers with local attention (encoder.py); dropout and a linear map give
+log-rates of every unit in every bin.
+
+Training is masked modelling (masking.py): the Poisson NLL counts the masked held-in bins, and every
+held-out unit and forward bin, which the model never sees; held-in entries it can see do not count.
+Validation reconstructs the validation trials with nothing masked (`valid_recon`, the default monitor).
+The step is CUDA-graph capturable (`graph_safe`): masks come from torch's RNG on the device, the span
+ramp reads `progress.epoch_tensor` when the trainer provides it, and nothing calls `.item()`.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from latentdyn.config import ConfigError
+from latentdyn.data.prepare import split_rates
+from latentdyn.models.components import poisson_nll
+from latentdyn.models.ndt.encoder import Encoder, sinusoidal_positions
+from latentdyn.models.ndt.masking import BinMasking, MaskingSettings
+from latentdyn.training.contract import StepResult
+
+PREDICT_ROWS = 1024  # trials run at once in `predict`
+
+
+class NDT(nn.Module):
+    graph_safe = True
+
+    def __init__(self, shapes, width, embedding, positions, encoder, masking, dropout_embedding, dropout_rates):
+        super().__init__()
+        self.shapes = shapes
+        self.width = width
+        self.embedding = embedding
+        if isinstance(positions, nn.Parameter):
+            self.positions = positions
+        else:  # a fixed code: rebuilt with the model, so not saved
+            self.register_buffer("positions", positions, persistent=False)
+        self.embedding_dropout = nn.Dropout(dropout_embedding)
+        self.encoder = encoder
+        self.rates_dropout = nn.Dropout(dropout_rates)
+        self.readout = nn.Linear(self.width, shapes.n_output)
+        with torch.no_grad():  # NDT's readout initialisation
+            self.readout.weight.uniform_(-0.1, 0.1)
+            self.readout.bias.zero_()
+        self.masking = masking
+
+    def forward(self, tokens):
+        """tokens trials × (window + forward bins) × output units -> (log-rates, final states)."""
+        x = self.embedding(tokens) * math.sqrt(self.width) + self.positions
+        states = self.encoder(self.embedding_dropout(x))
+        return self.readout(self.rates_dropout(states)), states
+
+    def tokens(self, heldin):
+        """Held-in window counts (finite) -> the full token sequence, held-out units and forward bins zero."""
+        return nn.functional.pad(heldin, (0, self.shapes.n_heldout, 0, self.shapes.n_forward))
+
+    def infer(self, encoder_input):
+        """(log-rates, states) of a batch's encoder input, unobserved (NaN) entries read as 0: inference."""
+        return self(self.tokens(torch.nan_to_num(encoder_input, nan=0.0)))
+
+    def training_step(self, batch, progress):
+        epoch = getattr(progress, "epoch_tensor", None)
+        epoch = torch.tensor(float(progress.epoch)) if epoch is None else epoch
+        corrupted, masked_bins = self.masking(torch.nan_to_num(batch.encoder_input, nan=0.0), epoch)
+        log_rates, _ = self(self.tokens(corrupted))
+        heldin = (slice(None), slice(0, self.shapes.n_bins), slice(0, self.shapes.n_input))
+        counted = torch.ones_like(batch.target, dtype=torch.bool)  # held-out units and forward bins: always
+        counted[heldin] = masked_bins.unsqueeze(-1)
+        terms = {"recon_masked": poisson_nll(log_rates[heldin], _only(batch.target[heldin], counted[heldin]))}
+        terms.update(self._unseen_terms(log_rates, batch.target))
+        return StepResult(poisson_nll(log_rates, _only(batch.target, counted)), terms)
+
+    def validation_step(self, batch, progress):
+        log_rates, _ = self.infer(batch.encoder_input)
+        terms = {"recon": poisson_nll(log_rates, batch.target), **self._unseen_terms(log_rates, batch.target)}
+        return StepResult(terms["recon"], terms)
+
+    def _unseen_terms(self, log_rates, target):
+        """Mean NLL of the held-out units (window) and of the forward bins: never part of the input."""
+        n_bins, n_input = self.shapes.n_bins, self.shapes.n_input
+        terms = {}
+        if self.shapes.n_heldout:
+            terms["recon_heldout"] = poisson_nll(log_rates[:, :n_bins, n_input:], target[:, :n_bins, n_input:])
+        if self.shapes.n_forward:
+            terms["recon_forward"] = poisson_nll(log_rates[:, n_bins:], target[:, n_bins:])
+        return terms
+
+
+def _only(target, counted):
+    """`target` with the entries that do not count marked unobserved, as `poisson_nll` skips them."""
+    return torch.where(counted, target, torch.nan)
+
+
+def build(params, shapes):
+    n_output, n_tokens = shapes.n_output, shapes.n_recon_bins
+    if params["embedding"] == "identity":
+        if params["embed_dim"] is not None:
+            raise ConfigError(
+                "config: key 'embed_dim': applies only to 'embedding: linear' (identity: the width is the number of units)"
+            )
+        width, embedding = n_output, nn.Identity()
+    else:
+        width = params["embed_dim"] or n_output
+        embedding = nn.Linear(n_output, width)
+    if width % params["heads"]:
+        identity = params["embedding"] == "identity"
+        units = (
+            f" (identity embedding: {shapes.n_input} held-in + {shapes.n_heldout} held-out units)" if identity else ""
+        )
+        raise ConfigError(
+            f"config: key 'heads': {params['heads']} heads do not divide the model width {width}{units}; choose heads"
+            " that divide it, or 'embedding: linear' with an 'embed_dim' they divide"
+        )
+    if params["positions"] == "learned":
+        positions = nn.Parameter(torch.randn(n_tokens, width))  # N(0, 1), as nn.Embedding in NDT
+    else:
+        positions = sinusoidal_positions(n_tokens, width)
+    encoder = Encoder(
+        width,
+        n_tokens,
+        params["layers"],
+        params["heads"],
+        params["ff_dim"],
+        params["dropout_attention"],
+        params["context_backward"],
+        params["context_forward"],
+    )
+    masking = BinMasking(MaskingSettings.from_params(params))
+    return NDT(
+        shapes, width, embedding, positions, encoder, masking, params["dropout_embedding"], params["dropout_rates"]
+    )
+
+
+@torch.no_grad()
+def predict(model, prepared, params, device):
+    """Rates of every split and the final layer's states (what the rates are read from), over the
+    window and forward bins: eval mode, nothing masked, held-out units and forward bins zero at the input."""
+    model.to(device).eval()
+    outputs = {}
+    for split, arrays in prepared.splits.items():
+        parts = [model.infer(rows.to(device)) for rows in torch.as_tensor(arrays.encoder_input).split(PREDICT_ROWS)]
+        rates = np.concatenate([log_rates.exp().cpu().numpy() for log_rates, _ in parts])
+        outputs.update(split_rates(rates, prepared.shapes, split))
+        outputs[f"latents/{split}_states"] = np.concatenate([states.cpu().numpy() for _, states in parts])
+    return outputs
