@@ -29,6 +29,11 @@ def main():
     # the binned file's name (e.g. mc_maze_20ms) tells bin sizes of one recording apart
     metrics.update(dataset=Path(args.data).stem, model=output_attrs["model"], seed=int(output_attrs["seed"]))
     metrics["latent_size"] = output_attrs["model_params"].get("latent_size")
+    if "bandwidth" in attrs:  # a bandwidth-masked dataset (SBTT): channels observed per trial and bin
+        channels = data["train_spikes_heldin"].shape[-1]
+        metrics.update(bandwidth=int(attrs["bandwidth"]), dropped_fraction=1 - int(attrs["bandwidth"]) / channels)
+    if "resolution" in attrs:  # two-photon: sub-frame or frame bins
+        metrics["resolution"] = attrs["resolution"]
     write_json(args.out, metrics)
     print(metrics, flush=True)
 

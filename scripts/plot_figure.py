@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, lfads, nlb
+from latentdyn.plots import attractors, lfads, nlb, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -164,7 +164,13 @@ def main():
         fixed.add_argument("--outputs", nargs="+", required=True, help="run output.h5 files")
         fixed.add_argument("--fixed-points", nargs="+", required=True, help="matching fixed_points.h5 files")
     bars = sub.add_parser("nlb-metrics")
+    bars.add_argument("--metrics", nargs="+", default=nlb.NLB_METRICS, help="table columns to draw")
     bars.add_argument("--table", required=True)
+    bandwidth = sub.add_parser("sbtt-bandwidth")
+    bandwidth.add_argument("--table", required=True)
+    bandwidth.add_argument("--metrics", nargs="+", required=True, help="table columns drawn against the dropped fraction")
+    two_photon = sub.add_parser("sbtt-two-photon")
+    two_photon.add_argument("--table", required=True)
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
         if name != "training-curves":
@@ -180,7 +186,11 @@ def main():
     elif args.figure == "metric-vs-latent":
         fig = attractors.plot_metric_vs_latent(pd.read_csv(args.table), args.metric)
     elif args.figure == "nlb-metrics":
-        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table))
+        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table), args.metrics)
+    elif args.figure == "sbtt-bandwidth":
+        fig = sbtt.plot_bandwidth_curves(pd.read_csv(args.table), args.metrics)
+    elif args.figure == "sbtt-two-photon":
+        fig = sbtt.plot_two_photon(pd.read_csv(args.table))
     elif args.figure in RUN_FIGURES:
         fig = RUN_FIGURES[args.figure](args)
     else:

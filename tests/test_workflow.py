@@ -32,14 +32,23 @@ def test_paper_config_plans_every_combination(tmp_path):
     study, nlb = config["attractor_study"], config["nlb_study"]
     attractor_runs = len(study["systems"]) * len(study["models"]) * len(study["latent_sizes"]) * len(study["seeds"])
     nlb_runs = len(nlb["datasets"]) * len(nlb["bin_sizes_ms"]) * len(nlb["models"]) * len(nlb["seeds"])
+    sbtt, two_photon = config["sbtt_study"], config["two_photon_study"]
+    masks = sum(len(sbtt["dataset_bandwidths"].get(d, sbtt["bandwidths"])) for d in sbtt["datasets"])
+    sbtt_runs = masks * len(sbtt["models"]) * len(sbtt["seeds"])
+    two_photon_runs = 2 * len(two_photon["models"]) * len(two_photon["seeds"])
+    synthetic = config["synthetic_study"]
+    synthetic_runs = len(synthetic["datasets"]) * len(synthetic["models"]) * len(synthetic["seeds"])
     jobs = run_workflow(tmp_path)
-    assert jobs["train"] == jobs["evaluate"] == attractor_runs + nlb_runs
+    assert jobs["train"] == jobs["evaluate"] == attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs
+    assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
+    assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
+    assert jobs["figure_sbtt_bandwidth"] == 2 and jobs["figure_sbtt_two_photon"] == 1
     assert jobs["simulate_attractor"] == len(study["systems"])
     assert jobs["download_nlb"] == len([d for d in nlb["datasets"] if d in config["nlb_sources"]])
     assert jobs["bin_nwb"] == len(nlb["datasets"]) * len(nlb["bin_sizes_ms"])
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])
     assert jobs["fixed_points"] == len(study["systems"]) * per_system
-    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 2
+    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 5
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 
-STUDIES = ("attractor_study", "nlb_study")
+STUDIES = ("attractor_study", "nlb_study", "sbtt_study", "two_photon_study")
+CALCIUM_LIKELIHOODS = ("gaussian",)  # dF/F is continuous and, with imaging noise, can be negative
 
 
 class ConfigError(ValueError):
@@ -47,6 +48,8 @@ def check_semantics(config, source="config"):
             _fail(source, "attractor_study.trajectory_latent_sizes",
                   f"{untrained} not in attractor_study.latent_sizes {attractor['latent_sizes']}; only trained "
                   "sizes can be drawn")
+    _check_sbtt_study(config, source)
+    _check_two_photon_study(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
         start, end = dataset["window_ms"]
@@ -55,6 +58,36 @@ def check_semantics(config, source="config"):
             _fail(source, f"user_datasets.{name}.window_ms",
                   f"the window [{start}, {end}] ms must have end > start and a length divisible by every "
                   f"bin size in nlb_study.bin_sizes_ms {bin_sizes}")
+
+
+def _check_sbtt_study(config, source):
+    """Every bandwidth the SBTT study uses must be one the masks rule makes (bandwidth_masks.bandwidths).
+
+    `dataset_bandwidths` entries of datasets not in the study are ignored: config files are merged, so a
+    smaller study in a user's file may leave the paper config's entries behind.
+    """
+    study = config.get("sbtt_study")
+    if not study:
+        return
+    allowed = config.get("bandwidth_masks", {}).get("bandwidths", [])
+    per_dataset = study.get("dataset_bandwidths", {})
+    lists = [("sbtt_study.bandwidths", study["bandwidths"])]
+    lists += [(f"sbtt_study.dataset_bandwidths.{d}", per_dataset[d]) for d in study["datasets"] if d in per_dataset]
+    for key, bandwidths in lists:
+        missing = [b for b in bandwidths if b not in allowed]
+        if missing:
+            _fail(source, key, f"{missing} not in bandwidth_masks.bandwidths {allowed}; masks are made only for those")
+
+
+def _check_two_photon_study(config, source):
+    """Calcium (dF/F) needs a continuous likelihood: LFADS with a Gaussian reconstruction, or smoothing."""
+    for name in (config.get("two_photon_study") or {}).get("models", []):
+        params = config["models"][name]
+        kind, likelihood = params.get("kind"), params.get("reconstruction", "poisson")
+        if kind != "smoothing" and not (kind == "lfads" and likelihood in CALCIUM_LIKELIHOODS):
+            _fail(source, "two_photon_study.models",
+                  f"'{name}' ({kind}, {likelihood if kind == 'lfads' else 'poisson'} likelihood) cannot fit dF/F; "
+                  f"use a model of kind lfads with reconstruction: {' or '.join(CALCIUM_LIKELIHOODS)}, or smoothing")
 
 
 def _fail(source, key, problem):

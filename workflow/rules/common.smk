@@ -87,6 +87,42 @@ def nlb_runs():
     ]
 
 
+def sbtt_datasets():
+    """The SBTT study's masked datasets, <dataset>_bw<bandwidth> (mask_bandwidth makes them)."""
+    study = config.get("sbtt_study")
+    if not study:
+        return []
+    return [
+        f"{dataset}_bw{bandwidth}"
+        for dataset in study["datasets"]
+        for bandwidth in study["dataset_bandwidths"].get(dataset, study["bandwidths"])
+    ]
+
+
+def sbtt_runs():
+    study = config.get("sbtt_study")
+    if not study:
+        return []
+    return [
+        run_dir(dataset, model, seed)
+        for dataset in sbtt_datasets()
+        for model in study["models"]
+        for seed in study["seeds"]
+    ]
+
+
+def two_photon_runs():
+    study = config.get("two_photon_study")
+    if not study:
+        return []
+    return [
+        run_dir(f"two_photon_{resolution}", model, seed)
+        for resolution in study["resolutions"]
+        for model in study["models"]
+        for seed in study["seeds"]
+    ]
+
+
 def trajectory_runs(system):
     """Runs drawn in the trajectory and eigenvalue figures: first seed, chosen latent sizes."""
     study = config["attractor_study"]
@@ -104,7 +140,47 @@ ATTRACTOR_FIGURES = {
 }
 
 
-STUDY_RUNS = {"attractor_study": attractor_runs, "nlb_study": nlb_runs}
+# SBTT bandwidth figures: name -> metrics drawn against the dropped fraction. Rate R² needs ground-truth
+# rates (simulated datasets); co-bps and vel R² need held-out units and behaviour (binned NWB,
+# <dataset>_<bin>ms). The simulated reaching task has both.
+SBTT_FIGURES = {
+    "sbtt_rate_r2_vs_bandwidth": ["rate_r2"],
+    "sbtt_nlb_vs_bandwidth": ["co-bps", "vel R2"],
+}
+
+
+def sbtt_figures():
+    datasets = (config.get("sbtt_study") or {}).get("datasets", [])
+    recorded = [*config["nlb_sources"], *config["user_datasets"]]
+    wanted = {
+        "sbtt_rate_r2_vs_bandwidth": any(
+            re.sub(r"_[0-9]+ms$", "", d) not in recorded for d in datasets
+        ),
+        "sbtt_nlb_vs_bandwidth": any(re.search(r"_[0-9]+ms$", d) for d in datasets),
+    }
+    return [name for name, on in wanted.items() if on]
+
+
+def synthetic_runs():
+    """Models compared on synthetic binned datasets with true rates (NDT vs LFADS vs smoothing)."""
+    study = config.get("synthetic_study")
+    if not study:
+        return []
+    return [
+        run_dir(dataset, model, seed)
+        for dataset in study["datasets"]
+        for model in study["models"]
+        for seed in study["seeds"]
+    ]
+
+
+STUDY_RUNS = {
+    "attractor_study": attractor_runs,
+    "synthetic_study": synthetic_runs,
+    "nlb_study": nlb_runs,
+    "sbtt_study": sbtt_runs,
+    "two_photon_study": two_photon_runs,
+}
 
 
 def studies_with_runs():
@@ -153,6 +229,19 @@ def all_targets():
     if "nlb_study" in studies_with_runs():
         targets += ["results/tables/nlb_study.csv", "results/figures/nlb_metrics.png"]
         targets += nlb_run_figures()
+    if "sbtt_study" in studies_with_runs():
+        targets.append("results/tables/sbtt_study.csv")
+        targets += expand("results/figures/{name}.png", name=sbtt_figures())
+    if "synthetic_study" in studies_with_runs():
+        targets += [
+            "results/tables/synthetic_study.csv",
+            "results/figures/synthetic_rate_r2.png",
+        ]
+    if "two_photon_study" in studies_with_runs():
+        targets += [
+            "results/tables/two_photon_study.csv",
+            "results/figures/sbtt_two_photon.png",
+        ]
     return targets
 
 

@@ -8,6 +8,7 @@ localrules:
     figure_latent_trajectories,
     figure_fixed_point_eigenvalues,
     figure_nlb_metrics,
+    figure_synthetic_rate_r2,
 
 
 rule figure_example_data:
@@ -134,6 +135,27 @@ rule figure_nlb_metrics:
         "python {params.script:q} nlb-metrics --table {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
+rule figure_synthetic_rate_r2:
+    input:
+        "results/tables/synthetic_study.csv",
+    output:
+        png=report(
+            "results/figures/synthetic_rate_r2.png",
+            category="Neural Data Transformers",
+            caption="../report/synthetic_rate_r2.rst",
+        ),
+        pdf="results/figures/synthetic_rate_r2.pdf",
+    log:
+        "results/logs/figures/synthetic_rate_r2.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} nlb-metrics --metrics rate_r2 --table {input:q}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
 # Per-run figures of the NLB study's first seed (targets: nlb_run_figures in common.smk). Dataset
 # names end in _<bin>ms, which splits "<dataset>_<model>" where both hold underscores.
 
@@ -242,3 +264,56 @@ rule figure_training_curves:
     shell:
         "python {params.script:q} training-curves --output {input.output:q}"
         " --out {output.png:q} > {log:q} 2>&1"
+
+
+# SBTT (Zhu et al. 2021): metrics against the dropped fraction of channels (SBTT_FIGURES in common.smk),
+# and the two-photon comparison of sub-frame SBTT, frame-resolution models and smoothing.
+
+
+localrules:
+    figure_sbtt_bandwidth,
+    figure_sbtt_two_photon,
+
+
+rule figure_sbtt_bandwidth:
+    input:
+        "results/tables/sbtt_study.csv",
+    output:
+        png=report(
+            "results/figures/{figure}.png",
+            category="Zhu et al. 2021 (SBTT)",
+            caption="../report/sbtt_bandwidth.rst",
+        ),
+        pdf="results/figures/{figure}.pdf",
+    log:
+        "results/logs/figures/{figure}.log",
+    wildcard_constraints:
+        figure="|".join(SBTT_FIGURES),
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+        metrics=lambda wildcards: shlex.join(SBTT_FIGURES[wildcards.figure]),
+    shell:
+        "python {params.script:q} sbtt-bandwidth --table {input:q}"
+        " --metrics {params.metrics} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_sbtt_two_photon:
+    input:
+        "results/tables/two_photon_study.csv",
+    output:
+        png=report(
+            "results/figures/sbtt_two_photon.png",
+            category="Zhu et al. 2021 (SBTT)",
+            caption="../report/sbtt_two_photon.rst",
+        ),
+        pdf="results/figures/sbtt_two_photon.pdf",
+    log:
+        "results/logs/figures/sbtt_two_photon.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} sbtt-two-photon --table {input:q} --out {output.png:q} > {log:q} 2>&1"

@@ -4,6 +4,12 @@ Every model sees the same arrangement: the encoder reads held-in units over the 
 held-in then held-out units over the window then the forward bins, NaN where unobserved or unknown.
 Validation trials are the dataset's own `valid_*` split when it has one (the attractors), otherwise a
 seeded fraction of the training trials, never the evaluation trials that are scored.
+
+Unobserved entries (NaN) are handled here for every gradient-trained kind (the trainer's `unobserved`
+setting): `skip` (selective backpropagation through time, SBTT; Zhu et al. 2021) keeps them NaN, which
+each model reads as a zero input and leaves out of its loss; `zero_fill` (the naive alternative the SBTT
+paper compares with) replaces them by 0 in the input and in the training and validation targets, so the
+model is fit to the filled zeros as if they had been recorded.
 """
 
 from dataclasses import dataclass
@@ -13,6 +19,7 @@ import numpy as np
 from latentdyn.errors import InputError
 
 SPLITS = ("train", "valid", "eval", "test")
+UNOBSERVED = ("skip", "zero_fill")
 
 
 @dataclass(frozen=True)
@@ -73,17 +80,23 @@ class PreparedData:
     attrs: dict
 
 
-def prepare(arrays, attrs, *, valid_fraction, seed, path="<data>"):
+def prepare(arrays, attrs, *, valid_fraction, seed, path="<data>", unobserved="skip"):
     """Arrange a binned dataset for training; `valid_fraction` of the training trials validate.
 
     With `valid_fraction=None` (kinds not trained by gradient) every training trial trains.
+    `unobserved`: "skip" leaves NaN (unobserved) entries NaN; "zero_fill" makes them 0 in every split's
+    input and target (module docstring). `arrays` (the binned dataset itself) is never changed.
     """
+    if unobserved not in UNOBSERVED:
+        raise ValueError(f"unobserved must be one of {UNOBSERVED}, not {unobserved!r}")
     train_in = arrays["train_spikes_heldin"]
     n_heldout = arrays["train_spikes_heldout"].shape[-1] if "train_spikes_heldout" in arrays else 0
     n_forward = arrays["train_spikes_heldin_forward"].shape[1] if "train_spikes_heldin_forward" in arrays else 0
     n_ext = arrays["train_ext_input"].shape[-1] if "train_ext_input" in arrays else 0
     shapes = DataShapes(train_in.shape[-1], n_heldout, train_in.shape[1], n_forward, n_ext)
     splits = {split: _split(arrays, split, shapes, path) for split in SPLITS if f"{split}_spikes_heldin" in arrays}
+    if unobserved == "zero_fill":
+        splits = {split: _zero_filled(values) for split, values in splits.items()}
     full_train = splits.pop("train")
     if "valid" in splits:
         train, valid = full_train, splits["valid"]
@@ -122,6 +135,13 @@ def _split(arrays, split, shapes, path):
             raise InputError(path, key, f"external inputs must be given for every split, shaped ({n_trials}, {shapes.n_recon_bins}, {shapes.n_ext})")
         ext_input = np.asarray(arrays[key], dtype=np.float32)
     return SplitArrays(encoder_input, target if known else None, np.arange(n_trials), truth, ext_input)
+
+
+def _zero_filled(split):
+    """`split` with unobserved (NaN) input and target entries set to 0 (the naive alternative to SBTT)."""
+    target = None if split.target is None else np.nan_to_num(split.target, nan=0.0)
+    return SplitArrays(np.nan_to_num(split.encoder_input, nan=0.0), target, split.trial_index, split.truth,
+                       split.ext_input)
 
 
 def _unknown(n_trials, n_bins, n_units):

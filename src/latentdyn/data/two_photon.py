@@ -35,7 +35,7 @@ Ground truth at each file's resolution: `{split}_true_rates_heldin` (expected sp
 `{split}_true_counts_heldin` (the spikes drawn), `{split}_true_calcium_heldin` (noiseless dF/F at each
 bin, read at the neuron's scan phase within the bin), `{split}_true_latents` (Lorenz state averaged over
 the bin). The frame file also keeps the sub-frame truth (`{split}_true_rates_subframe`,
-`{split}_true_latents_subframe`). `scan_offset_s` and `scan_subframe_bin` give each neuron's read time.
+`{split}_true_latents_subframe`, `{split}_true_calcium_subframe`). `scan_offset_s` and `scan_subframe_bin` give each neuron's read time.
 
 Likelihood: the observations are continuous dF/F with additive Gaussian noise and can be negative, so
 a Poisson model is wrong for them; use a Gaussian reconstruction (LFADS `reconstruction: gaussian`),
@@ -164,6 +164,7 @@ def make_two_photon_datasets(n_conditions=40, trials_per_condition=20, train_fra
         "true_latents": frame_latents,
         "true_rates_subframe": sub_rates,
         "true_latents_subframe": sub_latents,
+        "true_calcium_subframe": calcium,
     }, splits, trials_per_condition, n_conditions)
     return {
         "subframe": ({**subframe, **scan}, {

@@ -2,12 +2,15 @@
 
 Ground-truth metrics (rate R², state R², NLL) need `eval_true_*` arrays; the benchmark's metrics
 (co-bps, vel R², psth R², fp-bps) need held-out units or behaviour. Each is computed where its
-inputs exist, so the same call serves attractors, simulated reaching and real recordings.
+inputs exist, so the same call serves attractors, simulated reaching and real recordings. Calcium
+datasets (attrs `observation = "calcium"`: dF/F, not counts) get the calcium metrics instead
+(metrics/calcium.py): no Poisson NLL and no spike-rate R² on fluorescence.
 """
 
 import numpy as np
 
 from latentdyn.data.format import state_latents, validate_model_output
+from latentdyn.metrics.calcium import calcium_metrics, is_calcium
 from latentdyn.metrics.ground_truth import poisson_nll_per_bin, rate_r2, state_r2
 
 
@@ -30,7 +33,12 @@ def ground_truth_metrics(data, output, split="eval", state=None):
 def evaluate_run(data, attrs, output, data_path="<data>", output_path="<output>", output_attrs=None):
     """All applicable metrics for one run, as a flat dict (`output_attrs` name the state latent)."""
     validate_model_output(output, data, output_path)
-    metrics = ground_truth_metrics(data, output, state=state_latents(output, output_attrs or {}, "eval"))
+    state = state_latents(output, output_attrs or {}, "eval")
+    if is_calcium(attrs):
+        train_state = state_latents(output, output_attrs or {}, "train")
+        metrics = calcium_metrics(data, attrs, output, state=state, train_state=train_state)
+    else:
+        metrics = ground_truth_metrics(data, output, state=state)
     if "eval_spikes_heldout" in data or "eval_behavior" in data:
         from latentdyn.metrics.nlb import evaluate_submission
 

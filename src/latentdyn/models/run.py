@@ -18,7 +18,8 @@ def train_and_predict(params, data, attrs, *, run_dir, seed, device, data_path="
     kind = get_kind(params["kind"])
     implementation = kind.implementation()
     valid_fraction = params["valid_fraction"] if kind.gradient_trained else None
-    prepared = prepare(data, attrs, valid_fraction=valid_fraction, seed=seed, path=data_path)
+    unobserved = params.get("unobserved", "skip") if kind.gradient_trained else "skip"
+    prepared = prepare(data, attrs, valid_fraction=valid_fraction, seed=seed, path=data_path, unobserved=unobserved)
     output_attrs = {"kind": kind.name, "format_version": OUTPUT_FORMAT_VERSION, "data_shapes": prepared.shapes.as_dict()}
     if kind.gradient_trained:
         import torch

@@ -9,7 +9,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from latentdyn.io import atomic_path  # noqa: E402
 
-MODEL_COLORS = {"gru": "tab:blue", "node": "tab:orange", "smoothing": "tab:gray", "truth": "black"}
+MODEL_COLORS = {
+    "gru": "tab:blue",
+    "node": "tab:orange",
+    "smoothing": "tab:gray",
+    "lfads": "tab:red",
+    "ndt": "tab:purple",
+    "truth": "black",
+}
 
 
 def model_color(model_name):

@@ -1,4 +1,4 @@
-"""Benchmark results figure: each NLB metric per dataset and model."""
+"""Benchmark results figure: each metric per dataset and model (NLB metrics, or e.g. rate R² on synthetic sets)."""
 
 import numpy as np
 
@@ -7,8 +7,9 @@ from latentdyn.plots.common import model_color, plt
 NLB_METRICS = ["co-bps", "vel R2", "psth R2", "fp-bps"]
 
 
-def plot_nlb_metrics(table):
-    metrics = [m for m in NLB_METRICS if m in table.columns and table[m].notna().any()]
+def plot_nlb_metrics(table, metrics=NLB_METRICS):
+    """One panel per metric (mean ± SD over seeds), bars per model, grouped by dataset."""
+    metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
     datasets = list(dict.fromkeys(table["dataset"]))
     models = list(dict.fromkeys(table["model"]))
     fig, axes = plt.subplots(1, max(len(metrics), 1), figsize=(4 * max(len(metrics), 1), 3.4), squeeze=False)

@@ -9,10 +9,12 @@ Predictions come from the best checkpoint unless `select: last`.
 
 On a GPU, a model with `graph_safe = True` has its whole training step (forward, backward, clipping,
 optimiser step) captured once in a CUDA graph and replayed; batches then have a fixed size and the
-last partial batch of each epoch is dropped.
+last partial batch of each epoch is dropped. On a CPU (Linux, glibc), the process keeps the memory
+it frees for reuse (`keep_freed_memory`): results are the same, steps faster.
 """
 
 import csv
+import ctypes
 import math
 import sys
 import time
@@ -76,6 +78,33 @@ def batch_from(split, device):
     ).to(device)
 
 
+def keep_freed_memory():
+    """Have glibc reuse freed memory instead of returning it to the kernel (once per process; Linux only).
+
+    A CPU training step allocates and frees the same large tensors every step. glibc serves blocks
+    above its mmap threshold (at most 32 MiB) with fresh mmap'd pages, and trims freed memory at the top
+    of the heap, so each step page-faults and zero-fills hundreds of MiB anew: at LFADS's mc_maze 5 ms
+    size that was a quarter of the step. With mmap off (M_MMAP_MAX 0) and a 2 GiB trim threshold,
+    the heap is reused; the resident size stays near the step's peak, which it reaches every step
+    anyway. Allocation only: no result changes.
+    """
+    global _MEMORY_KEPT
+    if _MEMORY_KEPT or not sys.platform.startswith("linux"):
+        return
+    _MEMORY_KEPT = True
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+    mallopt(ctypes.c_int(M_MMAP_MAX), ctypes.c_int(0))
+    mallopt(ctypes.c_int(M_TRIM_THRESHOLD), ctypes.c_int(2**31 - 1))
+
+
+_MEMORY_KEPT = False
+
+
 def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_from=None, hyperparameters=None):
     """Train `model` on `prepared.train`, validating on `prepared.valid`; returns the history.
 
@@ -87,6 +116,8 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
     run_dir = Path(run_dir)
     state_dir = run_dir / STATE_DIR
     torch.manual_seed(seed)
+    if torch.device(device).type == "cpu":
+        keep_freed_memory()
     model.to(device)
     optimizer = _make_optimizer(model, settings, graphed=_use_graph(model, settings, device))
     shuffler = torch.Generator().manual_seed(seed)

@@ -31,6 +31,30 @@ class Poisson(nn.Module):
     def mean(self, params):
         return torch.exp(params[..., 0])
 
+    def masked_mean_nll(self, params, data, counted, trained=None):
+        """The mean NLL over the `counted` entries, its gradient only through the `trained` ones (all
+        when None): `masked_mean(gradient_only_where(nll(params, data), trained), counted)` in one
+        autograd node, whose backward is the closed form (exp(log-rate) − data) · counted · trained / n
+        rather than the backward of each of those ops over the whole batch."""
+        return _PoissonMaskedMean.apply(params.squeeze(-1), data, counted, trained)  # a view both ways (not select)
+
+
+class _PoissonMaskedMean(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, log_rates, data, counted, trained):
+        rates = torch.exp(log_rates)
+        nll = torch.sub(rates, data * log_rates).add_(torch.lgamma(data + 1))  # as poisson_nll_elementwise
+        n_counted = counted.sum().clamp_min(1)
+        value = torch.where(counted, nll, 0.0).sum() / n_counted
+        ctx.save_for_backward(rates, data, counted if trained is None else counted & trained, n_counted)
+        return value
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        rates, data, weight, n_counted = ctx.saved_tensors
+        return torch.where(weight, rates - data, 0.0).mul_(grad / n_counted), None, None, None
+
 
 class Gaussian(nn.Module):
     """Mean and log-variance per neuron; for continuous data (e.g. EMG)."""

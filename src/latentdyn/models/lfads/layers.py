@@ -1,5 +1,6 @@
 """LFADS's feed-forward maps, initialised as lfads-torch does (README §7)."""
 
+import torch
 from torch import nn
 from torch.nn import functional as F
 
@@ -24,3 +25,28 @@ class RowNormalizedLinear(nn.Module):
 
     def normalized_weight(self):
         return F.normalize(self.weight, dim=1)
+
+
+def dropout_mask(dropout, shape, like, fast):
+    """A mask that multiplies like `dropout` (kept entries 1/(1 − p), the rest 0) of `shape`, or None
+    where dropout is the identity (eval mode, p = 0).
+
+    `fast` (the fast path) on a CPU draws it as uniform ≥ p: ATen's CPU bernoulli (a scalar loop where
+    MKL's is not used, e.g. on AMD CPUs) is about three times slower than its uniform, and LFADS draws
+    millions of mask entries per step. The same distribution, not the same draws as nn.Dropout (the
+    eager path keeps those; on a GPU both paths use nn.Dropout).
+    """
+    if not (dropout.training and dropout.p > 0):
+        return None
+    if fast and like.device.type == "cpu":
+        return like.new_empty(shape).uniform_().ge_(dropout.p).mul_(1 / (1 - dropout.p))
+    return dropout(like.new_ones(shape))
+
+
+def apply_dropout(dropout, values, fast):
+    """`dropout(values)`, its mask drawn by `dropout_mask` on the fast path."""
+    if not fast or values.device.type != "cpu":
+        return dropout(values)
+    if not (dropout.training and dropout.p > 0):
+        return values
+    return values * torch.empty_like(values).uniform_().ge_(dropout.p).mul_(1 / (1 - dropout.p))  # values' layout

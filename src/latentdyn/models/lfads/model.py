@@ -25,8 +25,9 @@ from latentdyn.data.prepare import split_rates
 from latentdyn.models.lfads import augmentations
 from latentdyn.models.lfads.decoder import Decoder, DecoderOutput
 from latentdyn.models.lfads.distributions import Readout, make_distribution
-from latentdyn.models.lfads.encoders import ControllerInputEncoder, InitialConditionEncoder
+from latentdyn.models.lfads.encoders import ControllerInputEncoder, InitialConditionEncoder, encode_both
 from latentdyn.models.lfads.generators import ClippedGRUGenerator, NeuralODEGenerator
+from latentdyn.models.lfads.layers import apply_dropout
 from latentdyn.models.lfads.priors import AutoregressivePrior, NormalPrior
 from latentdyn.training.contract import StepResult
 
@@ -113,9 +114,10 @@ class LFADS(nn.Module):
 
     def encode(self, inputs):
         """(IC mean, IC std, controller-input encoding or None) of inputs with unobserved entries zeroed."""
-        inputs = self.input_dropout(inputs)
-        ci = None if self.ci_encoder is None else self.ci_encoder(inputs)
-        return (*self.ic_encoder(inputs), ci)
+        inputs = apply_dropout(self.input_dropout, inputs, not self.decoder.eager)
+        if self.ci_encoder is None:
+            return (*self.ic_encoder(inputs), None)
+        return encode_both(self.ic_encoder, self.ci_encoder, inputs)
 
     def decode(self, ic_mean, ic_std, ci, ext_input=None, sample=True):
         ic_sample = ic_mean + ic_std * torch.randn_like(ic_mean) if sample else ic_mean
@@ -148,12 +150,16 @@ class LFADS(nn.Module):
         if coordinated_dropout:
             inputs, dropped = augmentations.coordinated_dropout(inputs, aug.cd_rate, aug.ic_enc_seq_len)
         output = self(inputs, batch.ext_input, sample=True)
-        nll = self.distribution.nll(output.params, target)
-        if coordinated_dropout:
-            trained = augmentations.cd_gradient_mask(dropped, nll.shape, aug.ic_enc_seq_len)
-            nll = augmentations.gradient_only_where(nll, trained)
+        trained = augmentations.cd_gradient_mask(dropped, target.shape, aug.ic_enc_seq_len) if coordinated_dropout else None
+        if held is None and not self.decoder.eager and hasattr(self.distribution, "masked_mean_nll"):
+            recon = self.distribution.masked_mean_nll(output.params, target, counted, trained)  # the same, fused
+        else:
+            nll = self.distribution.nll(output.params, target)
+            if trained is not None:
+                nll = augmentations.gradient_only_where(nll, trained)
+            recon = augmentations.masked_mean(nll, counted)
         terms = {
-            "recon": augmentations.masked_mean(nll, counted),
+            "recon": recon,
             "kl_ic": self.ic_prior.kl(output.ic_mean, output.ic_std),
             "kl_co": self._zero() if self.co_prior is None else self.co_prior.kl(output.decoded.co_mean, output.decoded.co_std),
             "l2": self.l2_penalty(),

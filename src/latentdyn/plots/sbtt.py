@@ -1,0 +1,104 @@
+"""SBTT figures (Zhu et al. 2021): metrics against the dropped fraction of channels, and the two-photon
+comparison of sub-frame SBTT with frame-resolution models."""
+
+import re
+
+import numpy as np
+
+from latentdyn.plots.common import plt
+
+# Published SBTT rate R² on the demo Lorenz data (29 channels) per bandwidth (reference README §5).
+PUBLISHED_RATE_R2 = {29: 0.911, 25: 0.908, 20: 0.891, 15: 0.888, 10: 0.852, 5: 0.757, 3: 0.589, 2: 0.339}
+PUBLISHED_DATASET = "sbtt_lorenz"
+PUBLISHED_CHANNELS = 29
+R2_FLOOR = -1.0  # R² below this is drawn at it (a zero-filled model at low bandwidth scores far below 0)
+METRIC_LABELS = {"rate_r2": "rate R²", "co-bps": "co-bps", "vel R2": "vel R²"}
+BAND_COLUMN = re.compile(r"^subframe_rate_r2_(?P<low>[0-9.]+)-(?P<high>[0-9.]+)hz$")
+TWO_PHOTON_METRICS = {
+    "subframe_calcium_r2": "dF/F R²",
+    "subframe_rate_r2": "rate R²",
+    "subframe_rate_diff_r2": "Δrate R²\n(high freq.)",
+    "latent_r2": "latent R²",
+}
+
+
+def _colors(names):
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def _mean_sd(frame, by, metric):
+    stats = frame.groupby(by)[metric].agg(["mean", "std"]).sort_index()
+    return stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].fillna(0.0).to_numpy()
+
+
+def plot_bandwidth_curves(table, metrics):
+    """One panel per source dataset and metric: the metric (mean ± SD over seeds) against the fraction of
+    held-in channels dropped, one line per model; the published SBTT curve on the demo Lorenz data."""
+    table = table.assign(source=table["dataset"].str.replace(r"_bw[0-9]+$", "", regex=True))
+    metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
+    sources = [s for s in dict.fromkeys(table["source"]) if any(table.loc[table["source"] == s, m].notna().any() for m in metrics)]
+    if not metrics or not sources:
+        raise ValueError(f"the table has no values of {metrics} to draw")
+    colors = _colors(list(dict.fromkeys(table["model"])))
+    fig, axes = plt.subplots(len(sources), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(sources)), squeeze=False)
+    for row, source in enumerate(sources):
+        rows = table[table["source"] == source]
+        for ax, metric in zip(axes[row], metrics):
+            clipped = False
+            for model, runs in rows.groupby("model", sort=False):
+                x, mean, sd = _mean_sd(runs.dropna(subset=[metric]), "dropped_fraction", metric)
+                if not len(x):
+                    continue
+                shown = np.maximum(mean, R2_FLOOR) if metric.endswith("r2") or metric.endswith("R2") else mean
+                clipped |= bool(np.any(shown != mean))
+                ax.errorbar(x, shown, yerr=sd, marker="o", ms=4, capsize=3, color=colors[model], label=model)
+            if metric == "rate_r2" and source == PUBLISHED_DATASET:
+                bw = np.array(sorted(PUBLISHED_RATE_R2, reverse=True))
+                ax.plot(1 - bw / PUBLISHED_CHANNELS, [PUBLISHED_RATE_R2[b] for b in bw], "k--", lw=1,
+                        label="SBTT, published")
+            ticks = rows[["dropped_fraction", "bandwidth"]].drop_duplicates().sort_values("dropped_fraction")
+            ax.set_xticks(ticks["dropped_fraction"], [f"{f:.2f}\n({int(b)})" for f, b in ticks.to_numpy()], fontsize=7)
+            ax.set_xlabel("fraction of channels dropped\n(channels observed per bin)")
+            ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+            ax.set_title(f"{source}" + (f" (values < {R2_FLOOR:g} drawn at {R2_FLOOR:g})" if clipped else ""), fontsize=9)
+            ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_two_photon(table):
+    """Two-photon SBTT: recovery metrics per model and resolution (bars), and rate R² per frequency band."""
+    table = table.assign(run=table["model"] + " @ " + table["resolution"].astype(str))
+    runs = list(dict.fromkeys(table.sort_values(["model", "resolution"], ascending=[True, False])["run"]))
+    colors = _colors(runs)
+    metrics = [m for m in TWO_PHOTON_METRICS if m in table.columns and table[m].notna().any()]
+    bands = sorted(((float(m["low"]), float(m["high"]), c) for c in table.columns if (m := BAND_COLUMN.match(c))))
+    fig, (bars, spectrum) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.2, 1]})
+    width = 0.8 / max(len(runs), 1)
+    for i, run in enumerate(runs):
+        rows = table[table["run"] == run]
+        mean = [rows[m].mean() for m in metrics]
+        sd = [0.0 if np.isnan(s) else s for s in (rows[m].std() for m in metrics)]
+        bars.bar(np.arange(len(metrics)) + i * width, np.maximum(mean, R2_FLOOR), width, yerr=sd, color=colors[run],
+                 label=run)
+        if bands:
+            values = [rows[c].mean() for _, _, c in bands]
+            errors = [0.0 if np.isnan(s) else s for s in (rows[c].std() for _, _, c in bands)]
+            spectrum.errorbar(np.arange(len(bands)), np.maximum(values, R2_FLOOR), yerr=errors, marker="o", capsize=3,
+                              color=colors[run], label=run)
+    bars.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, [TWO_PHOTON_METRICS[m] for m in metrics], fontsize=8)
+    floor = f" (R² < {R2_FLOOR:g} drawn at {R2_FLOOR:g})"
+    bars.set(ylabel="R² vs sub-frame truth", title="recovery at sub-frame resolution" + floor)
+    bars.axhline(0.0, color="0.6", lw=0.8)
+    bars.legend(fontsize=7)
+    if bands:
+        spectrum.set_xticks(np.arange(len(bands)), [f"{low:g}–{high:g}" for low, high, _ in bands])
+        if len(bands) > 1:  # the last band starts at the frame rate's Nyquist frequency (metrics/calcium.py)
+            spectrum.axvline(len(bands) - 1.5, color="0.6", ls=":", lw=1, label="frame Nyquist")
+    spectrum.set(xlabel="frequency band (Hz)", ylabel="rate R²", title="rate R² per frequency band" + floor)
+    spectrum.axhline(0.0, color="0.8", lw=0.8, zorder=0)
+    spectrum.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

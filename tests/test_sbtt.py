@@ -1,0 +1,275 @@
+"""SBTT experiments (Zhu et al. 2021): the naive zero-fill alternative, SBTT beating it at low bandwidth,
+calcium metrics that never treat dF/F as counts, and the sbtt/two-photon studies through the workflow."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from latentdyn.config import ConfigError
+from latentdyn.data.masks import apply_bandwidth, bandwidth_attrs
+from latentdyn.data.prepare import prepare
+from latentdyn.data.sbtt_lorenz import make_sbtt_lorenz_dataset
+from latentdyn.data.two_photon import make_two_photon_datasets
+from latentdyn.metrics.calcium import band_edges, deconvolve
+from latentdyn.metrics.evaluate import evaluate_run
+from latentdyn.metrics.ground_truth import rate_r2
+from latentdyn.models.components import poisson_nll_elementwise
+from latentdyn.models.kinds import resolve_model
+from latentdyn.models.run import train_and_predict
+from latentdyn.models.sequential_autoencoder.model import build
+from latentdyn.training.contract import Progress
+from latentdyn.training.trainer import batch_from
+from workflow_api import TINY_CONFIG, run_workflow
+
+SMALL_LORENZ = {"n_conditions": 8, "trials_per_condition": 10, "n_bins": 30, "n_train": 64}
+
+
+def sbtt_params(unobserved="skip", **overrides):
+    return resolve_model("sbtt", {
+        "kind": "sequential_autoencoder", "dynamics": "gru", "latent_size": 16, "encoder_size": 16, "dropout": 0.05,
+        "learning_rate": 1e-2, "weight_decay": 1e-4, "batch_size": 16, "epochs": 2, "select": "best",
+        "unobserved": unobserved, **overrides,
+    })
+
+
+@pytest.fixture(scope="module")
+def lorenz():
+    return make_sbtt_lorenz_dataset(**SMALL_LORENZ, seed=3)
+
+
+def masked(lorenz, bandwidth):
+    arrays, attrs = lorenz
+    return apply_bandwidth(arrays, bandwidth, seed=0), bandwidth_attrs(attrs, bandwidth, 0)
+
+
+# --- the naive alternative: one switch in data preparation -------------------------------------------
+
+def test_zero_fill_replaces_unobserved_entries_in_input_and_target_only(lorenz):
+    arrays, attrs = masked(lorenz, 5)
+    skip = prepare(arrays, attrs, valid_fraction=0.25, seed=0)
+    filled = prepare(arrays, attrs, valid_fraction=0.25, seed=0, unobserved="zero_fill")
+    for split in ("train", "valid"):
+        a, b = getattr(skip, split), getattr(filled, split)
+        assert np.isnan(a.encoder_input).mean() == pytest.approx(24 / 29, abs=1e-6)
+        assert not np.isnan(b.encoder_input).any() and not np.isnan(b.target).any()
+        observed = ~np.isnan(a.target)
+        assert np.array_equal(a.target[observed], b.target[observed]) and np.all(b.target[~observed] == 0)
+        assert np.array_equal(a.truth["true_rates_heldin"], b.truth["true_rates_heldin"])
+    assert not np.isnan(filled.splits["eval"].encoder_input).any()
+    assert np.isnan(arrays["train_spikes_heldin"]).any()  # the dataset itself is untouched
+    with pytest.raises(ValueError, match="unobserved"):
+        prepare(arrays, attrs, valid_fraction=0.25, seed=0, unobserved="impute")
+
+
+def test_zero_fill_loss_counts_the_filled_entries_and_skip_ignores_them(lorenz):
+    arrays, attrs = masked(lorenz, 3)
+    params = sbtt_params()
+    losses, batches = {}, {}
+    for mode in ("skip", "zero_fill"):
+        prepared = prepare(arrays, attrs, valid_fraction=0.25, seed=0, unobserved=mode)
+        torch.manual_seed(0)
+        model = build(params, prepared.shapes).eval()
+        batches[mode] = batch_from(prepared.train, "cpu")
+        with torch.no_grad():
+            losses[mode] = model.validation_step(batches[mode], Progress(0, 1)).loss.item()
+            log_rates, _ = model(batches[mode].encoder_input)
+    target = batches["skip"].target
+    observed = ~torch.isnan(target)
+    nll = poisson_nll_elementwise(log_rates, torch.nan_to_num(target))  # same model, same (zeroed) input
+    assert losses["skip"] == pytest.approx(nll[observed].mean().item(), rel=1e-5)
+    assert losses["zero_fill"] == pytest.approx(nll.mean().item(), rel=1e-5)  # every entry, zeros included
+    assert nll.numel() > observed.sum().item() * 5
+
+
+def test_skip_and_zero_fill_are_identical_on_fully_observed_data(lorenz, tmp_path, one_thread):
+    arrays, attrs = lorenz
+    outputs = {}
+    for mode in ("skip", "zero_fill"):
+        outputs[mode], _ = train_and_predict(sbtt_params(mode), arrays, attrs, run_dir=tmp_path / mode, seed=1,
+                                             device="cpu")
+    assert outputs["skip"].keys() == outputs["zero_fill"].keys()
+    for key in outputs["skip"]:
+        np.testing.assert_array_equal(outputs["skip"][key], outputs["zero_fill"][key])
+    skip, filled = (pd.read_csv(tmp_path / mode / "history.csv") for mode in ("skip", "zero_fill"))
+    assert np.array_equal(skip["train_loss"], filled["train_loss"])
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread, as a training job has (config `threads`): small models run slower on more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_sbtt_beats_the_naive_model_at_low_bandwidth(tmp_path, one_thread):
+    """A small SBTT model on masked synthetic data recovers the true rates (all entries, the masked ones
+    included); the same model fit to zero-filled data learns rates scaled down by the bandwidth."""
+    arrays, attrs = make_sbtt_lorenz_dataset(n_conditions=10, trials_per_condition=20, n_bins=30, n_train=160, seed=0)
+    arrays, attrs = apply_bandwidth(arrays, 5, seed=0), bandwidth_attrs(attrs, 5, 0)  # 24 of 29 channels dropped
+    r2 = {}
+    for mode in ("skip", "zero_fill"):
+        params = sbtt_params(mode, latent_size=32, encoder_size=32, epochs=40, batch_size=16)
+        output, _ = train_and_predict(params, arrays, attrs, run_dir=tmp_path / mode, seed=0, device="cpu")
+        r2[mode] = rate_r2(output["eval_rates_heldin"], arrays["eval_true_rates_heldin"])
+    assert r2["skip"] > 0.25 and r2["skip"] > r2["zero_fill"] + 0.5, r2  # measured: 0.35 vs -1.0
+
+
+# --- calcium metrics -----------------------------------------------------------------------------------
+
+SMALL_2P = {"n_conditions": 4, "trials_per_condition": 5, "n_neurons": 12, "n_frames": 10, "calcium_burn_in_s": 1.0}
+
+
+@pytest.fixture(scope="module")
+def two_photon():
+    return make_two_photon_datasets(**SMALL_2P, seed=2)
+
+
+def test_deconvolution_inverts_a_first_order_indicator():
+    rng = np.random.default_rng(0)
+    rates = rng.gamma(2.0, 0.05, size=(3, 40, 4))
+    decay, amplitude, bin_s, tau = np.exp(-0.01 / 0.5), 0.2, 0.01, 0.5
+    calcium = np.zeros((3, 41, 4))
+    for t in range(40):
+        calcium[:, t + 1] = decay * calcium[:, t] + amplitude * rates[:, t]
+    np.testing.assert_allclose(deconvolve(calcium, bin_s, tau, amplitude), rates, atol=1e-12)
+    assert band_edges(1 / 90, 30.0) == [0.0, 3.75, 7.5, 15.0, 45.0]
+
+
+def expected_calcium(rates, bin_s, tau=0.5, amplitude=0.2):
+    """Mean dF/F of a first-order indicator driven by `rates` (spikes per bin), read after each bin's spikes
+    at the next bin: mu_(t+1) = d mu_t + A r_t."""
+    decay = np.exp(-bin_s / tau)
+    mean = np.zeros_like(rates, dtype=np.float64)
+    for t in range(rates.shape[1] - 1):
+        mean[:, t + 1] = decay * mean[:, t] + amplitude * rates[:, t]
+    return mean
+
+
+def test_rates_recovered_from_an_exact_mean_calcium_at_subframe_and_frame_resolution(two_photon):
+    sub, sub_attrs = two_photon["subframe"]
+    frame, frame_attrs = two_photon["frame"]
+    mean = expected_calcium(sub["eval_true_rates_heldin"], sub_attrs["bin_width_s"])
+    assert evaluate_run(sub, sub_attrs, {"eval_rates_heldin": mean})["subframe_rate_r2"] == pytest.approx(1.0)
+    frame_rates = frame["eval_true_rates_heldin"]
+    frame_mean = expected_calcium(frame_rates, frame_attrs["bin_width_s"])
+    metrics = evaluate_run(frame, frame_attrs, {"eval_rates_heldin": frame_mean})
+    k, n_bins = frame_attrs["subframe_bins"], (frame_rates.shape[1] - 1) * frame_attrs["subframe_bins"]
+    spread = np.repeat(frame_rates / k, k, axis=1)[:, :n_bins]  # each frame's spikes spread evenly over it
+    assert metrics["subframe_rate_r2"] == pytest.approx(rate_r2(spread, sub["eval_true_rates_heldin"][:, :n_bins]))
+    assert metrics["subframe_rate_r2"] < 0.99
+
+
+def test_calcium_runs_get_calcium_metrics_and_never_poisson_ones(two_photon):
+    keys = {}
+    for resolution in ("subframe", "frame"):
+        arrays, attrs = two_photon[resolution]
+        truth = arrays["eval_true_calcium_heldin"]
+        output = {"eval_rates_heldin": truth, "train_rates_heldin": arrays["train_true_calcium_heldin"]}
+        metrics = evaluate_run(arrays, attrs, output)
+        assert "nll" not in metrics and "rate_r2" not in metrics
+        assert metrics["calcium_r2"] == pytest.approx(1.0)
+        keys[resolution] = set(metrics)
+    assert keys["subframe"] == keys["frame"]  # same sub-frame metrics for both resolutions
+    assert {"subframe_calcium_r2", "subframe_rate_r2", "subframe_rate_diff_r2", "subframe_rate_r2_15-45hz"} <= keys["frame"]
+
+
+def test_frame_predictions_are_repeated_over_their_subframe_bins(two_photon):
+    sub, sub_attrs = two_photon["subframe"]
+    frame, frame_attrs = two_photon["frame"]
+    k = frame_attrs["subframe_bins"]
+    frame_mean = frame["eval_true_calcium_heldin"]
+    from_frame = evaluate_run(frame, frame_attrs, {"eval_rates_heldin": frame_mean})
+    repeated = np.repeat(frame_mean, k, axis=1)
+    from_sub = evaluate_run(sub, sub_attrs, {"eval_rates_heldin": repeated})
+    assert from_frame["subframe_calcium_r2"] == pytest.approx(from_sub["subframe_calcium_r2"])
+    assert from_frame["calcium_r2"] == pytest.approx(1.0)
+    assert from_frame["subframe_calcium_r2"] < 0.999  # exact at the frame's reads, a staircase between them
+
+
+# --- config and workflow --------------------------------------------------------------------------------
+
+TINY_SBTT = {
+    "sbtt_lorenz": {"n_conditions": 4, "trials_per_condition": 6, "n_bins": 12, "n_train": 16},
+    "two_photon": {"n_conditions": 3, "trials_per_condition": 5, "n_neurons": 8, "n_frames": 8,
+                   "calcium_burn_in_s": 1.0},
+    "models": {
+        "sbtt": {"latent_size": 4, "encoder_size": 4, "epochs": 2, "batch_size": 8, "log_every": 1},
+        "sbtt_naive": {"latent_size": 4, "encoder_size": 4, "epochs": 2, "batch_size": 8, "log_every": 1},
+        "lfads_calcium_tiny": {"kind": "lfads", "reconstruction": "gaussian", "co_dim": 0, "ic_enc_dim": 4,
+                               "ic_dim": 4, "gen_dim": 4, "fac_dim": 2, "batch_size": 8, "epochs": 2,
+                               "early_stopping": None, "posterior_samples": 2},
+    },
+    "attractor_study": None,
+    "nlb_study": None,
+    "sbtt_study": {"datasets": ["sbtt_lorenz"], "bandwidths": [5, 2], "models": ["sbtt", "sbtt_naive"], "seeds": [0]},
+    "two_photon_study": {"models": ["lfads_calcium_tiny"], "seeds": [0]},
+}
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"sbtt_study": {"bandwidths": [7]}}, "sbtt_study.bandwidths"),
+        ({"sbtt_study": {"dataset_bandwidths": {"sbtt_lorenz": [4]}}}, "sbtt_study.dataset_bandwidths.sbtt_lorenz"),
+        ({"sbtt_study": {"models": ["nope"]}}, "sbtt_study.models"),
+        ({"two_photon_study": {"models": ["sbtt"]}}, "two_photon_study.models"),
+        ({"two_photon_study": {"models": ["lfads"]}}, "two_photon_study.models"),
+        ({"two_photon_study": {"resolutions": ["line"]}}, "resolutions"),
+    ],
+)
+def test_bad_sbtt_config_is_named(tmp_path, override, named):
+    with pytest.raises(ConfigError) as error:
+        run_workflow(tmp_path, config=override)
+    assert named in str(error.value) and len(str(error.value).splitlines()) == 1
+
+
+def test_tiny_sbtt_studies_plan(tmp_path):
+    jobs = run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT)
+    assert jobs == {"simulate_sbtt_lorenz": 1, "mask_bandwidth": 2, "simulate_two_photon": 1, "train": 4 + 2,
+                    "evaluate": 6, "collect_metrics": 2, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
+                    "all": 1}
+
+
+def test_tiny_sbtt_studies_run(tmp_path):
+    run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT, executor="local")
+    tables = tmp_path / "results" / "tables"
+    sbtt = pd.read_csv(tables / "sbtt_study.csv")
+    assert sorted(sbtt["bandwidth"]) == [2, 2, 5, 5] and set(sbtt["model"]) == {"sbtt", "sbtt_naive"}
+    assert sbtt["dropped_fraction"].round(3).tolist().count(round(1 - 2 / 29, 3)) == 2
+    assert sbtt["rate_r2"].notna().all()
+    two_photon = pd.read_csv(tables / "two_photon_study.csv")
+    assert sorted(two_photon["resolution"]) == ["frame", "subframe"]
+    assert "nll" not in two_photon.columns and two_photon[["subframe_rate_r2", "latent_r2"]].notna().all().all()
+    run = tmp_path / "results" / "runs" / "sbtt_lorenz_bw2" / "sbtt_naive" / "seed0"
+    assert json.loads((run / "metrics.json").read_text())["bandwidth"] == 2
+    for figure in ("sbtt_rate_r2_vs_bandwidth", "sbtt_two_photon"):
+        assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
+
+
+def test_bandwidth_figure_draws_each_source_and_metric_with_the_published_curve(tmp_path):
+    from latentdyn.plots.common import save_figure
+    from latentdyn.plots.sbtt import PUBLISHED_RATE_R2, plot_bandwidth_curves
+
+    rows = [
+        {"dataset": f"{source}_bw{b}", "model": model, "seed": seed, "bandwidth": b, "dropped_fraction": 1 - b / n,
+         "rate_r2": 0.5 - (model == "sbtt_naive") * (1 - b / n) * 2, "co-bps": 0.2 * b / n, "vel R2": 0.6}
+        for source, n, bandwidths in (("sbtt_lorenz", 29, (29, 5, 2)), ("mc_maze_20ms", 137, (137, 24)))
+        for b in bandwidths for model in ("sbtt", "sbtt_naive") for seed in (0, 1)
+    ]
+    table = pd.DataFrame(rows)
+    table.loc[table["dataset"].str.startswith("sbtt"), ["co-bps", "vel R2"]] = np.nan
+    rate = plot_bandwidth_curves(table, ["rate_r2"])
+    assert len(rate.axes) == 2  # one panel per source with rate R²
+    lorenz = rate.axes[0]
+    assert "SBTT, published" in [line.get_label() for line in lorenz.get_lines()]
+    published = next(line for line in lorenz.get_lines() if line.get_label() == "SBTT, published")
+    assert list(published.get_ydata()) == [PUBLISHED_RATE_R2[b] for b in sorted(PUBLISHED_RATE_R2, reverse=True)]
+    nlb = plot_bandwidth_curves(table, ["co-bps", "vel R2"])
+    assert len(nlb.axes) == 2 and nlb.axes[0].get_title() == "mc_maze_20ms"
+    save_figure(nlb, tmp_path / "nlb.png")
+    assert (tmp_path / "nlb.pdf").stat().st_size > 1000
