@@ -26,7 +26,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",
-    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?",
+    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?(-P[0-9]+)?",
     seed=r"[0-9]+",
     bin_ms=r"[0-9]+",
 

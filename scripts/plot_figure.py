@@ -171,6 +171,8 @@ def main():
     bandwidth.add_argument("--metrics", nargs="+", required=True, help="table columns drawn against the dropped fraction")
     two_photon = sub.add_parser("sbtt-two-photon")
     two_photon.add_argument("--table", required=True)
+    pretraining = sub.add_parser("sbtt-pretraining")
+    pretraining.add_argument("--table", required=True)
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
         if name != "training-curves":
@@ -191,6 +193,8 @@ def main():
         fig = sbtt.plot_bandwidth_curves(pd.read_csv(args.table), args.metrics)
     elif args.figure == "sbtt-two-photon":
         fig = sbtt.plot_two_photon(pd.read_csv(args.table))
+    elif args.figure == "sbtt-pretraining":
+        fig = sbtt.plot_pretraining(pd.read_csv(args.table))
     elif args.figure in RUN_FIGURES:
         fig = RUN_FIGURES[args.figure](args)
     else:

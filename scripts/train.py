@@ -23,6 +23,7 @@ def main():
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init-from", help="model.pt of a finished run whose weights this run starts from")
     parser.add_argument("--out", required=True, help="output.h5 to write")
     args = parser.parse_args()
 
@@ -37,7 +38,8 @@ def main():
     data, attrs = read_binned(args.data)
     print(f"training {args.model_name} ({params['kind']}) on {args.data}, seed {args.seed}, device {device}", flush=True)
     outputs, output_attrs = train_and_predict(
-        params, data, attrs, run_dir=Path(args.out).parent, seed=args.seed, device=device, data_path=args.data
+        params, data, attrs, run_dir=Path(args.out).parent, seed=args.seed, device=device, data_path=args.data,
+        init_from=args.init_from,
     )
     output_attrs.update(model=args.model_name, dataset=attrs["dataset"], seed=args.seed, model_params=params)
     write_model_output(args.out, outputs, output_attrs, data)

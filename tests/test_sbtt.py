@@ -12,13 +12,15 @@ from latentdyn.config import ConfigError
 from latentdyn.data.masks import apply_bandwidth, bandwidth_attrs
 from latentdyn.data.prepare import prepare
 from latentdyn.data.sbtt_lorenz import make_sbtt_lorenz_dataset
+from latentdyn.data.subsets import keep_train_trials
+from latentdyn.errors import InputError
 from latentdyn.data.two_photon import make_two_photon_datasets
 from latentdyn.metrics.calcium import band_edges, deconvolve
 from latentdyn.metrics.evaluate import evaluate_run
 from latentdyn.metrics.ground_truth import rate_r2
 from latentdyn.models.components import poisson_nll_elementwise
 from latentdyn.models.kinds import resolve_model
-from latentdyn.models.run import train_and_predict
+from latentdyn.models.run import load_initial_weights, train_and_predict
 from latentdyn.models.sequential_autoencoder.model import build
 from latentdyn.training.contract import Progress
 from latentdyn.training.trainer import batch_from
@@ -119,6 +121,72 @@ def test_sbtt_beats_the_naive_model_at_low_bandwidth(tmp_path, one_thread):
     assert r2["skip"] > 0.25 and r2["skip"] > r2["zero_fill"] + 0.5, r2  # measured: 0.35 vs -1.0
 
 
+# --- experiment 4: pretraining on a few fully observed trials --------------------------------------------
+
+def test_trial_subsets_are_nested_and_keep_conditions_and_other_splits(lorenz):
+    arrays, _ = lorenz
+    small, large = (keep_train_trials(arrays, n, seed=0) for n in (10, 40))
+    ids = {n: subset["train_trial_ids"] for n, subset in ((10, small), (40, large))}
+    assert len(ids[10]) == 10 and len(ids[40]) == 40 and set(ids[10]) <= set(ids[40])
+    assert np.all(np.diff(ids[40]) > 0)  # original order kept
+    for key in ("train_spikes_heldin", "train_true_rates_heldin"):
+        rows = np.searchsorted(arrays["train_trial_ids"], ids[40])
+        np.testing.assert_array_equal(large[key], arrays[key][rows])
+    for condition, (old, new) in enumerate(zip(arrays["train_cond_idx"], large["train_cond_idx"])):
+        kept_ids = large["train_trial_ids"][new]  # re-indexed rows still point at that condition's trials
+        assert set(kept_ids) == set(arrays["train_trial_ids"][old]) & set(ids[40]), condition
+    assert sum(len(idx) for idx in large["train_cond_idx"]) == 40
+    assert len({len(idx) > 0 for idx in large["train_cond_idx"]}) == 1  # a random draw reaches every condition
+    np.testing.assert_array_equal(large["eval_spikes_heldin"], arrays["eval_spikes_heldin"])
+    with pytest.raises(InputError, match="cannot keep 65 of its 64 training trials"):
+        keep_train_trials(arrays, 65, seed=0)
+
+
+def test_a_run_starts_from_pretrained_weights_and_is_identified_by_them(lorenz, tmp_path, one_thread):
+    arrays, attrs = lorenz
+    sparse, sparse_attrs = masked(lorenz, 3)
+    pretrained_output, pretrained_attrs = train_and_predict(sbtt_params(), arrays, attrs, run_dir=tmp_path / "full",
+                                                            seed=0, device="cpu")
+    weights = tmp_path / "full" / "model.pt"
+    prepared = prepare(sparse, sparse_attrs, valid_fraction=0.25, seed=0)
+    fresh = build(sbtt_params(), prepared.shapes)
+    assert load_initial_weights(fresh, weights) == pretrained_attrs["identity"]
+    saved = torch.load(weights, weights_only=False)["model"]
+    assert all(torch.equal(value, saved[name]) for name, value in fresh.state_dict().items())
+    runs = {}
+    for name, init in (("scratch", None), ("adapted", weights)):
+        runs[name] = train_and_predict(sbtt_params(), sparse, sparse_attrs, run_dir=tmp_path / name, seed=0,
+                                       device="cpu", init_from=init)
+    assert runs["scratch"][1]["identity"] != runs["adapted"][1]["identity"]
+    assert runs["adapted"][1]["initialised_from"] == str(weights) and "initialised_from" not in runs["scratch"][1]
+    first_losses = {name: pd.read_csv(tmp_path / name / "history.csv")["train_loss"].iloc[0] for name in runs}
+    assert first_losses["adapted"] < first_losses["scratch"]  # it starts where the pretrained model ended
+    with pytest.raises(InputError, match="model.pt: field 'model': weights do not fit this model"):
+        train_and_predict(sbtt_params(latent_size=8), sparse, sparse_attrs, run_dir=tmp_path / "other", seed=0,
+                          device="cpu", init_from=weights)
+    smoothing = resolve_model("smoothing", {"kind": "smoothing", "kernel_sd_ms": 50})
+    with pytest.raises(InputError, match="not trained by gradient"):
+        train_and_predict(smoothing, sparse, sparse_attrs, run_dir=tmp_path / "smooth", seed=0, device="cpu",
+                          init_from=weights)
+
+
+def test_dynamics_pretrained_on_few_full_trials_help_sbtt_at_low_bandwidth(tmp_path, one_thread):
+    """Experiment 4 at small scale: SBTT at 3 of 29 channels from dynamics pretrained on 64 fully observed
+    trials recovers the true rates better than the same SBTT training from a random start."""
+    arrays, attrs = make_sbtt_lorenz_dataset(n_conditions=8, trials_per_condition=20, n_bins=30, n_train=128, seed=1)
+    full, full_attrs = keep_train_trials(arrays, 64, seed=0), {**attrs, "dataset": "full64"}
+    train_and_predict(sbtt_params(latent_size=24, encoder_size=24, epochs=150, batch_size=16), full, full_attrs,
+                      run_dir=tmp_path / "full", seed=0, device="cpu")
+    sparse, sparse_attrs = apply_bandwidth(arrays, 3, seed=0), bandwidth_attrs(attrs, 3, 0)
+    adapt = sbtt_params(latent_size=24, encoder_size=24, epochs=15, batch_size=16)
+    r2 = {}
+    for name, init in (("scratch", None), ("pretrained", tmp_path / "full" / "model.pt")):
+        output, _ = train_and_predict(adapt, sparse, sparse_attrs, run_dir=tmp_path / name, seed=0, device="cpu",
+                                      init_from=init)
+        r2[name] = rate_r2(output["eval_rates_heldin"], sparse["eval_true_rates_heldin"])
+    assert r2["pretrained"] > r2["scratch"] + 0.1, r2  # measured: 0.31 vs 0.10
+
+
 # --- calcium metrics -----------------------------------------------------------------------------------
 
 SMALL_2P = {"n_conditions": 4, "trials_per_condition": 5, "n_neurons": 12, "n_frames": 10, "calcium_burn_in_s": 1.0}
@@ -207,6 +275,8 @@ TINY_SBTT = {
     "attractor_study": None,
     "nlb_study": None,
     "sbtt_study": {"datasets": ["sbtt_lorenz"], "bandwidths": [5, 2], "models": ["sbtt", "sbtt_naive"], "seeds": [0]},
+    "sbtt_pretraining_study": {"dataset": "sbtt_lorenz", "bandwidths": [2], "full_trials": [8], "model": "sbtt",
+                               "seeds": [0]},
     "two_photon_study": {"models": ["lfads_calcium_tiny"], "seeds": [0]},
 }
 
@@ -220,6 +290,10 @@ TINY_SBTT = {
         ({"two_photon_study": {"models": ["sbtt"]}}, "two_photon_study.models"),
         ({"two_photon_study": {"models": ["lfads"]}}, "two_photon_study.models"),
         ({"two_photon_study": {"resolutions": ["line"]}}, "resolutions"),
+        ({"sbtt_pretraining_study": {"model": "sbtt_naive"}}, "sbtt_pretraining_study.model"),
+        ({"sbtt_pretraining_study": {"model": "smoothing"}}, "sbtt_pretraining_study.model"),
+        ({"sbtt_pretraining_study": {"bandwidths": [7]}}, "sbtt_pretraining_study.bandwidths"),
+        ({"sbtt_pretraining_study": {"full_trials": [0]}}, "sbtt_pretraining_study.full_trials"),
     ],
 )
 def test_bad_sbtt_config_is_named(tmp_path, override, named):
@@ -230,9 +304,18 @@ def test_bad_sbtt_config_is_named(tmp_path, override, named):
 
 def test_tiny_sbtt_studies_plan(tmp_path):
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT)
-    assert jobs == {"simulate_sbtt_lorenz": 1, "mask_bandwidth": 2, "simulate_two_photon": 1, "train": 4 + 2,
-                    "evaluate": 6, "collect_metrics": 2, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
-                    "all": 1}
+    # pretraining: sbtt on sbtt_lorenz_full8, then sbtt-P8 on bw2 (sbtt from scratch on bw2 is the sbtt study's)
+    assert jobs == {"simulate_sbtt_lorenz": 1, "mask_bandwidth": 2, "simulate_two_photon": 1, "train": 4 + 2 + 2,
+                    "evaluate": 6 + 1, "collect_metrics": 3, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
+                    "keep_full_trials": 1, "figure_sbtt_pretraining": 1, "all": 1}
+
+
+def test_pretrained_runs_need_a_masked_dataset_and_a_gradient_trained_model(tmp_path):
+    for target, problem in (("sbtt_lorenz/sbtt-P8", "needs a masked dataset|adapts pretrained dynamics to a masked"),
+                            ("sbtt_lorenz_bw2/smoothing-P8", "not trained by gradient")):
+        with pytest.raises(Exception, match=problem):
+            run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT,
+                         targets=[f"results/runs/{target}/seed0/output.h5"])
 
 
 def test_tiny_sbtt_studies_run(tmp_path):
@@ -247,7 +330,14 @@ def test_tiny_sbtt_studies_run(tmp_path):
     assert "nll" not in two_photon.columns and two_photon[["subframe_rate_r2", "latent_r2"]].notna().all().all()
     run = tmp_path / "results" / "runs" / "sbtt_lorenz_bw2" / "sbtt_naive" / "seed0"
     assert json.loads((run / "metrics.json").read_text())["bandwidth"] == 2
-    for figure in ("sbtt_rate_r2_vs_bandwidth", "sbtt_two_photon"):
+    pretraining = pd.read_csv(tables / "sbtt_pretraining_study.csv")
+    assert sorted(pretraining["model"]) == ["sbtt", "sbtt-P8"] and pretraining["rate_r2"].notna().all()
+    adapted = tmp_path / "results" / "runs" / "sbtt_lorenz_bw2" / "sbtt-P8" / "seed0" / "output.h5"
+    import h5py
+
+    with h5py.File(adapted) as f:
+        assert f.attrs["initialised_from"] == "results/runs/sbtt_lorenz_full8/sbtt/seed0/model.pt"
+    for figure in ("sbtt_rate_r2_vs_bandwidth", "sbtt_two_photon", "sbtt_pretraining"):
         assert (tmp_path / "results" / "figures" / f"{figure}.png").stat().st_size > 1000
 
 

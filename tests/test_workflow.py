@@ -38,8 +38,13 @@ def test_paper_config_plans_every_combination(tmp_path):
     two_photon_runs = 2 * len(two_photon["models"]) * len(two_photon["seeds"])
     synthetic = config["synthetic_study"]
     synthetic_runs = len(synthetic["datasets"]) * len(synthetic["models"]) * len(synthetic["seeds"])
+    pretraining = config["sbtt_pretraining_study"]
+    pretrained = len(pretraining["full_trials"]) * len(pretraining["seeds"])  # one model per size of full data
+    adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
+    scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
     jobs = run_workflow(tmp_path)
-    assert jobs["train"] == jobs["evaluate"] == attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs
+    assert jobs["evaluate"] == scored and jobs["train"] == scored + pretrained
+    assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
     assert jobs["figure_sbtt_bandwidth"] == 2 and jobs["figure_sbtt_two_photon"] == 1
@@ -48,7 +53,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["bin_nwb"] == len(nlb["datasets"]) * len(nlb["bin_sizes_ms"])
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])
     assert jobs["fixed_points"] == len(study["systems"]) * per_system
-    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 5
+    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 6
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 
-STUDIES = ("attractor_study", "nlb_study", "sbtt_study", "two_photon_study")
+STUDIES = ("attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study")
 CALCIUM_LIKELIHOODS = ("gaussian",)  # dF/F is continuous and, with imaging noise, can be negative
 
 
@@ -49,6 +49,7 @@ def check_semantics(config, source="config"):
                   f"{untrained} not in attractor_study.latent_sizes {attractor['latent_sizes']}; only trained "
                   "sizes can be drawn")
     _check_sbtt_study(config, source)
+    _check_pretraining_study(config, source)
     _check_two_photon_study(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
@@ -77,6 +78,25 @@ def _check_sbtt_study(config, source):
         missing = [b for b in bandwidths if b not in allowed]
         if missing:
             _fail(source, key, f"{missing} not in bandwidth_masks.bandwidths {allowed}; masks are made only for those")
+
+
+def _check_pretraining_study(config, source):
+    """Pretraining needs an SBTT model (gradient-trained, unobserved entries skipped) and masks it can use."""
+    study = config.get("sbtt_pretraining_study")
+    if not study:
+        return
+    name = study["model"]
+    if name not in config["models"]:
+        _fail(source, "sbtt_pretraining_study.model", f"no model named '{name}' (known: {sorted(config['models'])})")
+    params = config["models"][name]
+    if params.get("kind") == "smoothing" or params.get("unobserved", "skip") != "skip":
+        _fail(source, "sbtt_pretraining_study.model",
+              f"'{name}' must be gradient-trained with unobserved: skip (SBTT) to adapt pretrained weights")
+    allowed = config.get("bandwidth_masks", {}).get("bandwidths", [])
+    missing = [b for b in study["bandwidths"] if b not in allowed]
+    if missing:
+        _fail(source, "sbtt_pretraining_study.bandwidths",
+              f"{missing} not in bandwidth_masks.bandwidths {allowed}; masks are made only for those")
 
 
 def _check_two_photon_study(config, source):

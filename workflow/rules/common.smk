@@ -6,7 +6,12 @@ import shlex
 from latentdyn.models.kinds import get_kind, resolve_model
 
 SCRIPTS = f"{workflow.basedir}/scripts"
-MODEL_NAME = re.compile(r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?$")
+# <model>[-L<k>][-P<n>]: -L<k> sets the latent size to k; -P<n> starts from <model>[-L<k>] pretrained on n
+# fully observed trials (SBTT experiment 4, pretrained_weights below).
+MODEL_NAME = re.compile(
+    r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?$"
+)
+MASKED_DATASET = re.compile(r"^(?P<source>[a-z0-9_]+)_bw[0-9]+$")
 ATTRACTOR_SYSTEMS = ["lorenz", "rossler", "arneodo"]
 SIMULATED_NWB = ["reaching"]
 # Every model of the config, checked against its kind's schema, with the kind's defaults filled in.
@@ -16,7 +21,8 @@ MODELS = {
 
 
 def model_params(name, dataset=None):
-    """The config of model `name` (on `dataset`); a `-L<k>` suffix sets its latent size to k.
+    """The config of model `name` (on `dataset`); a `-L<k>` suffix sets its latent size to k, a `-P<n>`
+    suffix changes no setting (the run starts from pretrained weights: pretrained_weights).
 
     `dataset_models.<name>.<dataset>` names the model that `name` stands for on that dataset (a
     per-dataset preset: `lfads` on mc_rtt_5ms trains `lfads_mc_rtt_5ms`).
@@ -26,12 +32,37 @@ def model_params(name, dataset=None):
     if match is None or match["base"] not in MODELS:
         raise ValueError(
             f"config: models: no model named '{name}' (known: {sorted(MODELS)},"
-            " each optionally with -L<k> setting latent_size to k >= 1)"
+            " each optionally with -L<k> setting latent_size to k >= 1 and -P<n>, pretrained on n full trials)"
+        )
+    if (
+        match["pretrained"] is not None
+        and not get_kind(MODELS[match["base"]]["kind"]).gradient_trained
+    ):
+        raise ValueError(
+            f"config: models: '{name}': -P<n> starts from pretrained weights, but a"
+            f" {MODELS[match['base']]['kind']} model is not trained by gradient"
         )
     if match["latent"] is None:
         return MODELS[match["base"]]
     latent = {"latent_size": int(match["latent"])}
     return resolve_model(name, {**config["models"][match["base"]], **latent})
+
+
+def pretrained_weights(wildcards):
+    """For `<model>-P<n>` on `<source>_bw<k>`: the model.pt of `<model>` trained with the same seed on
+    `<source>_full<n>`, the source's n fully observed trials. Nothing for other runs."""
+    match = MODEL_NAME.match(wildcards.model)
+    if match is None or match["pretrained"] is None:
+        return []
+    masked = MASKED_DATASET.match(wildcards.dataset)
+    if masked is None:
+        raise ValueError(
+            f"config: model '{wildcards.model}': -P<n> adapts pretrained dynamics to a masked dataset"
+            f" <dataset>_bw<k>, not '{wildcards.dataset}'"
+        )
+    pretrained_model = wildcards.model[: match.start("pretrained") - 2]
+    pretraining_data = f"{masked['source']}_full{match['pretrained']}"
+    return f"{run_dir(pretraining_data, pretrained_model, wildcards.seed)}/model.pt"
 
 
 def json_arg(value):
@@ -111,6 +142,20 @@ def sbtt_runs():
     ]
 
 
+def sbtt_pretraining_runs():
+    """SBTT from scratch and adapted from n pretrained full trials (<model>-P<n>), per bandwidth and seed."""
+    study = config.get("sbtt_pretraining_study")
+    if not study:
+        return []
+    models = [study["model"], *(f"{study['model']}-P{n}" for n in study["full_trials"])]
+    return [
+        run_dir(f"{study['dataset']}_bw{bandwidth}", model, seed)
+        for bandwidth in study["bandwidths"]
+        for model in models
+        for seed in study["seeds"]
+    ]
+
+
 def two_photon_runs():
     study = config.get("two_photon_study")
     if not study:
@@ -179,6 +224,7 @@ STUDY_RUNS = {
     "synthetic_study": synthetic_runs,
     "nlb_study": nlb_runs,
     "sbtt_study": sbtt_runs,
+    "sbtt_pretraining_study": sbtt_pretraining_runs,
     "two_photon_study": two_photon_runs,
 }
 
@@ -232,6 +278,11 @@ def all_targets():
     if "sbtt_study" in studies_with_runs():
         targets.append("results/tables/sbtt_study.csv")
         targets += expand("results/figures/{name}.png", name=sbtt_figures())
+    if "sbtt_pretraining_study" in studies_with_runs():
+        targets += [
+            "results/tables/sbtt_pretraining_study.csv",
+            "results/figures/sbtt_pretraining.png",
+        ]
     if "synthetic_study" in studies_with_runs():
         targets += [
             "results/tables/synthetic_study.csv",

@@ -267,11 +267,13 @@ rule figure_training_curves:
 
 
 # SBTT (Zhu et al. 2021): metrics against the dropped fraction of channels (SBTT_FIGURES in common.smk),
-# and the two-photon comparison of sub-frame SBTT, frame-resolution models and smoothing.
+# SBTT from pretrained dynamics vs from scratch, and the two-photon comparison of sub-frame SBTT,
+# frame-resolution models and smoothing.
 
 
 localrules:
     figure_sbtt_bandwidth,
+    figure_sbtt_pretraining,
     figure_sbtt_two_photon,
 
 
@@ -297,6 +299,26 @@ rule figure_sbtt_bandwidth:
     shell:
         "python {params.script:q} sbtt-bandwidth --table {input:q}"
         " --metrics {params.metrics} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_sbtt_pretraining:
+    input:
+        "results/tables/sbtt_pretraining_study.csv",
+    output:
+        png=report(
+            "results/figures/sbtt_pretraining.png",
+            category="Zhu et al. 2021 (SBTT)",
+            caption="../report/sbtt_pretraining.rst",
+        ),
+        pdf="results/figures/sbtt_pretraining.pdf",
+    log:
+        "results/logs/figures/sbtt_pretraining.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} sbtt-pretraining --table {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_sbtt_two_photon:

@@ -97,6 +97,27 @@ rule mask_bandwidth:
         " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
+# SBTT experiment 4: the first n trials of a seeded order of the training split, fully observed, to
+# pretrain dynamics on (models named <model>-P<n> then adapt them to a masked <dataset>_bw<k>).
+rule keep_full_trials:
+    input:
+        "results/data/binned/{dataset}.h5",
+    output:
+        "results/data/binned/{dataset}_full{n_trials}.h5",
+    log:
+        "results/logs/keep_full_trials/{dataset}_full{n_trials}.log",
+    wildcard_constraints:
+        n_trials=r"[1-9][0-9]*",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/keep_trials.py",
+        seed=config["trial_subsets"]["seed"],
+    shell:
+        "python {params.script:q} --data {input:q} --n-trials {wildcards.n_trials}"
+        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
 rule simulate_two_photon:
     output:
         subframe="results/data/binned/two_photon_subframe.h5",

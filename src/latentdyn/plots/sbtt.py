@@ -1,5 +1,6 @@
-"""SBTT figures (Zhu et al. 2021): metrics against the dropped fraction of channels, and the two-photon
-comparison of sub-frame SBTT with frame-resolution models."""
+"""SBTT figures (Zhu et al. 2021): metrics against the dropped fraction of channels, SBTT from pretrained
+dynamics against SBTT from scratch, and the two-photon comparison of sub-frame SBTT with frame-resolution
+models."""
 
 import re
 
@@ -14,6 +15,7 @@ PUBLISHED_CHANNELS = 29
 R2_FLOOR = -1.0  # R² below this is drawn at it (a zero-filled model at low bandwidth scores far below 0)
 METRIC_LABELS = {"rate_r2": "rate R²", "co-bps": "co-bps", "vel R2": "vel R²"}
 BAND_COLUMN = re.compile(r"^subframe_rate_r2_(?P<low>[0-9.]+)-(?P<high>[0-9.]+)hz$")
+PRETRAINED_MODEL = re.compile(r"^(?P<model>.+)-P(?P<trials>[0-9]+)$")  # <model>-P<n>: pretrained on n full trials
 TWO_PHOTON_METRICS = {
     "subframe_calcium_r2": "dF/F R²",
     "subframe_rate_r2": "rate R²",
@@ -64,6 +66,35 @@ def plot_bandwidth_curves(table, metrics):
             ax.set_title(f"{source}" + (f" (values < {R2_FLOOR:g} drawn at {R2_FLOOR:g})" if clipped else ""), fontsize=9)
             ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pretraining(table, metric="rate_r2"):
+    """One panel per bandwidth: `metric` (mean ± SD over seeds) of SBTT started from dynamics pretrained on
+    n fully observed trials, against n; SBTT from scratch on the same sparse data as a band."""
+    names = table["model"].str.extract(PRETRAINED_MODEL)
+    table = table.assign(trials=names["trials"].astype(float))
+    bandwidths = sorted(table["bandwidth"].unique(), reverse=True)
+    if table["trials"].isna().all() or table["trials"].notna().all():
+        raise ValueError("the table needs runs pretrained on n full trials (<model>-P<n>) and runs from scratch")
+    fig, axes = plt.subplots(1, len(bandwidths), figsize=(4.4 * len(bandwidths), 3.6), squeeze=False, sharey=True)
+    for ax, bandwidth in zip(axes[0], bandwidths):
+        rows = table[table["bandwidth"] == bandwidth]
+        scratch = rows.loc[rows["trials"].isna(), metric]
+        pretrained = rows[rows["trials"].notna()]
+        x, mean, sd = _mean_sd(pretrained, "trials", metric)
+        ax.errorbar(x, mean, yerr=sd, marker="o", ms=4, capsize=3, label="pretrained on n full trials, then SBTT")
+        spread = 0.0 if len(scratch) < 2 else scratch.std()
+        ax.axhline(scratch.mean(), color="k", lw=1, label="SBTT from scratch (± SD)")
+        ax.axhspan(scratch.mean() - spread, scratch.mean() + spread, color="0.85", zorder=0)
+        ax.set_xscale("log")
+        ax.set_xticks(x, [str(int(n)) for n in x])
+        ax.minorticks_off()
+        channels = round(bandwidth / (1 - rows["dropped_fraction"].iloc[0]))
+        ax.set(xlabel="fully observed trials pretrained on", ylabel=METRIC_LABELS.get(metric, metric),
+               title=f"{bandwidth} of {channels} channels observed per bin")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

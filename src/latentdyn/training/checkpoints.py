@@ -24,10 +24,12 @@ FINAL_NAME = "model.pt"  # the selected weights of a finished run
 NOT_IDENTITY = frozenset({"log_every", "resources"})
 
 
-def run_identity(kind, params, prepared, seed, prediction_only=()):
-    """Fingerprint (hex) of what a run trains: kind, training-relevant params, seed, training data."""
+def run_identity(kind, params, prepared, seed, prediction_only=(), initial_weights=None):
+    """Fingerprint (hex) of what a run trains: kind, training-relevant params, seed, training data and,
+    for a run that starts from another run's weights, that run's identity."""
     settings = {k: v for k, v in params.items() if k not in NOT_IDENTITY and k not in prediction_only}
-    digest = hashlib.sha256(json.dumps([kind, settings, seed], sort_keys=True, default=str).encode())
+    described = [kind, settings, seed] + ([initial_weights] if initial_weights is not None else [])
+    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode())
     for split in (prepared.train, prepared.valid):
         for array in (split.encoder_input, split.target, split.trial_index):
             array = np.ascontiguousarray(array)
