@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, lfads, nlb, sbtt
+from latentdyn.plots import attractors, latency, lfads, nlb, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -171,6 +171,8 @@ def main():
     bandwidth.add_argument("--metrics", nargs="+", required=True, help="table columns drawn against the dropped fraction")
     two_photon = sub.add_parser("sbtt-two-photon")
     two_photon.add_argument("--table", required=True)
+    timing = sub.add_parser("latency")
+    timing.add_argument("--table", required=True, help="results/tables/latency.csv")
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
         if name != "training-curves":
@@ -191,6 +193,8 @@ def main():
         fig = sbtt.plot_bandwidth_curves(pd.read_csv(args.table), args.metrics)
     elif args.figure == "sbtt-two-photon":
         fig = sbtt.plot_two_photon(pd.read_csv(args.table))
+    elif args.figure == "latency":
+        fig = latency.plot_latency(pd.read_csv(args.table))
     elif args.figure in RUN_FIGURES:
         fig = RUN_FIGURES[args.figure](args)
     else:
