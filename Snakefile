@@ -36,6 +36,7 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/bin.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/fixed_points.smk"
 include: "workflow/rules/figures.smk"
 

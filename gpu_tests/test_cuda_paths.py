@@ -1,4 +1,5 @@
-"""The CUDA paths (device: auto on a GPU): CUDA-graph training with live ramps, graph vs eager, SAE on CUDA.
+"""The CUDA paths (device: auto on a GPU): CUDA-graph training with live ramps, graph vs eager, SAE on CUDA,
+the latency study's CUDA variants.
 
 Run on a GPU host with `make test-gpu`; CI has no GPU and runs the CPU suite (tests/).
 """
@@ -10,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from latentdyn.metrics.latency import measure_latency
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.lfads.model import Ramp
 from latentdyn.models.run import train_and_predict
 from latentdyn.training.trainer import resolve_device
+from test_latency import tiny_models
 from test_lfads import lfads_params, rotation_dataset
 
 
@@ -63,3 +66,17 @@ def test_sequential_autoencoder_trains_on_cuda(tmp_path, dynamics):
     params = resolve_model("sae", {"kind": "sequential_autoencoder", "dynamics": dynamics, "latent_size": 3, "learning_rate": 1e-2, "epochs": 3, "batch_size": 16})
     outputs, attrs = train_and_predict(params, arrays, {"dataset": "toy", "bin_width_s": 0.01}, run_dir=tmp_path, seed=0, device="auto")
     assert outputs["eval_rates_heldin"].shape == (10, 20, 6) and np.isfinite(outputs["eval_rates_heldin"]).all()
+
+
+def test_latency_variants_are_captured_and_fp32_ones_give_the_eager_rates():
+    """Both kinds' inference captured in a CUDA graph; NDT also under autocast; compiled only where the
+    kind allows it (LFADS's half-precision variants are not required: a variant that cannot be captured
+    is skipped with a note)."""
+    rows = list(measure_latency(tiny_models(), torch.device("cuda"), 5, 3, [6, 14], batch=4, repeats=3))
+    variants = {(row["kind"], row["variant"], row["bins"]): row for row in rows}
+    for bins in (6, 14):
+        assert variants[("ndt", "fp32 cuda graph", bins)]["max_abs_diff"] < 1e-5
+        assert variants[("lfads", "fp32 cuda graph", bins)]["max_abs_diff"] < 1e-5
+        assert ("ndt", "bf16 autocast + graph", bins) in variants
+    assert not any(kind == "lfads" and variant == "fp32 compile" for kind, variant, _ in variants)
+    assert all(row["ms_per_trial"] > 0 and row["device"] == torch.cuda.get_device_name() for row in rows)

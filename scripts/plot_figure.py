@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, lfads, nlb, sbtt
+from latentdyn.plots import attractors, latency, lfads, nlb, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -173,6 +173,8 @@ def main():
     two_photon.add_argument("--table", required=True)
     pretraining = sub.add_parser("sbtt-pretraining")
     pretraining.add_argument("--table", required=True)
+    timing = sub.add_parser("latency")
+    timing.add_argument("--table", required=True, help="results/tables/latency.csv")
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
         if name != "training-curves":
@@ -195,6 +197,8 @@ def main():
         fig = sbtt.plot_two_photon(pd.read_csv(args.table))
     elif args.figure == "sbtt-pretraining":
         fig = sbtt.plot_pretraining(pd.read_csv(args.table))
+    elif args.figure == "latency":
+        fig = latency.plot_latency(pd.read_csv(args.table))
     elif args.figure in RUN_FIGURES:
         fig = RUN_FIGURES[args.figure](args)
     else:

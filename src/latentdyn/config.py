@@ -6,7 +6,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 
-STUDIES = ("attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study")
+STUDIES = (
+    "attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study",
+    "latency_study",
+)
 CALCIUM_LIKELIHOODS = ("gaussian",)  # dF/F is continuous and, with imaging noise, can be negative
 
 
@@ -51,6 +54,7 @@ def check_semantics(config, source="config"):
     _check_sbtt_study(config, source)
     _check_pretraining_study(config, source)
     _check_two_photon_study(config, source)
+    _check_latency_study(config)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
         start, end = dataset["window_ms"]
@@ -108,6 +112,14 @@ def _check_two_photon_study(config, source):
             _fail(source, "two_photon_study.models",
                   f"'{name}' ({kind}, {likelihood if kind == 'lfads' else 'poisson'} likelihood) cannot fit dF/F; "
                   f"use a model of kind lfads with reconstruction: {' or '.join(CALCIUM_LIKELIHOODS)}, or smoothing")
+
+
+def _check_latency_study(config):
+    """Only models whose kind has an inference entry point (realtime_inference) can be timed."""
+    from latentdyn.models.kinds import require_capability  # here: the registry imports this module
+
+    for name in (config.get("latency_study") or {}).get("models", []):
+        require_capability(name, config["models"][name], "realtime_inference", "latency_study.models")
 
 
 def _fail(source, key, problem):

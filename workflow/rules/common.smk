@@ -261,6 +261,18 @@ def nlb_run_figures():
     return targets
 
 
+def latency_models():
+    """The latency study's models (config name -> params, defaults filled); none when it is off."""
+    study = config.get("latency_study") or {}
+    return {name: MODELS[name] for name in study.get("models", [])}
+
+
+def latency_settings():
+    """How the latency study times: its section without the model list and the job's GPUs."""
+    study = config["latency_study"]
+    return {key: value for key, value in study.items() if key not in ("models", "gpu")}
+
+
 def all_targets():
     targets = []
     if "attractor_study" in studies_with_runs():
@@ -293,6 +305,8 @@ def all_targets():
             "results/tables/two_photon_study.csv",
             "results/figures/sbtt_two_photon.png",
         ]
+    if latency_models():  # no runs: timed models are built, not trained
+        targets.append("results/figures/ndt_latency.png")
     return targets
 
 

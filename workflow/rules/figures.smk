@@ -9,6 +9,7 @@ localrules:
     figure_fixed_point_eigenvalues,
     figure_nlb_metrics,
     figure_synthetic_rate_r2,
+    figure_latency,
 
 
 rule figure_example_data:
@@ -154,6 +155,26 @@ rule figure_synthetic_rate_r2:
     shell:
         "python {params.script:q} nlb-metrics --metrics rate_r2 --table {input:q}"
         " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_latency:
+    input:
+        "results/tables/latency.csv",
+    output:
+        png=report(
+            "results/figures/ndt_latency.png",
+            category="Neural Data Transformers",
+            caption="../report/ndt_latency.rst",
+        ),
+        pdf="results/figures/ndt_latency.pdf",
+    log:
+        "results/logs/figures/ndt_latency.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} latency --table {input:q} --out {output.png:q} > {log:q} 2>&1"
 
 
 # Per-run figures of the NLB study's first seed (targets: nlb_run_figures in common.smk). Dataset

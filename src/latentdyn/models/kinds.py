@@ -10,7 +10,10 @@ importing torch, so the Snakefile can validate configs and size jobs cheaply. `m
 and, for kinds not trained by gradient, `fit(model, prepared, params)`; gradient-trained models are
 `nn.Module`s that own their step (training/contract.py) and are fitted by the shared trainer.
 Capabilities: `latent_dynamics` (the model has `.dynamics` with `step` and `fixed_point_residual`,
-and its output names the state latent in the `state_latent` attribute), `multisession`.
+and its output names the state latent in the `state_latent` attribute), `multisession`,
+`realtime_inference` (`model.py` has `infer_rates(model, encoder_input) -> rates`, one pass over a batch
+of trials: what a real-time decoder runs and the latency study times), `compiled_inference`
+(torch.compile of `infer_rates` finishes quickly enough to be timed too).
 Adding a kind: its package, and its name in KIND_NAMES.
 """
 
@@ -91,6 +94,18 @@ RESOURCES_SCHEMA = {
         "runtime": {"type": "integer", "minimum": 1, "description": "minutes"},
     },
 }
+
+
+def require_capability(name, params, capability, key):
+    """The kind of model `name`; a ConfigError naming `key` if that kind lacks `capability`."""
+    kind = get_kind(params["kind"])
+    if capability not in kind.capabilities:
+        able = [other for other in KIND_NAMES if capability in get_kind(other).capabilities]
+        raise ConfigError(
+            f"config: key '{key}': '{name}' is a model of kind {kind.name}, which has no {capability}"
+            f" (kinds with it: {', '.join(able)})"
+        )
+    return kind
 
 
 def resolve_model(name, params):

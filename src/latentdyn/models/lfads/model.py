@@ -284,6 +284,13 @@ def predict(model, prepared, params, device):
     return outputs
 
 
+def infer_rates(model, encoder_input):
+    """Rates of one pass decoding the posterior means, no sampling: a real-time decoder's call (the
+    latency study times it), the rates `predict` gives with `posterior_samples: 0`."""
+    output = model(augmentations.unobserved_as_zero(encoder_input), sample=False)
+    return model.distribution.mean(output.params).clamp_min(0.0)
+
+
 def _posterior_average(model, encoder_input, n_samples):
     ic_mean, ic_std, ci = model.encode(augmentations.unobserved_as_zero(encoder_input))
     sample = n_samples > 0

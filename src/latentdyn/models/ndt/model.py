@@ -150,3 +150,9 @@ def predict(model, prepared, params, device):
         outputs.update(split_rates(rates, prepared.shapes, split))
         outputs[f"latents/{split}_states"] = np.concatenate([states.cpu().numpy() for _, states in parts])
     return outputs
+
+
+def infer_rates(model, encoder_input):
+    """Rates of one unmasked pass: a real-time decoder's call (the latency study times it), the rates
+    `predict` gives."""
+    return model.infer(encoder_input)[0].exp()
