@@ -19,6 +19,7 @@ from latentdyn.metrics.latency_goal import goal_check
 from latentdyn.models.kinds import get_kind, resolve_model
 from latentdyn.plots.latency import plot_latency
 from workflow_api import REPO, run_workflow
+from random_counts import poisson_counts
 
 # Tiny models of both timeable kinds, with dropout, so that eval mode matters
 TINY_MODELS = {
@@ -50,14 +51,7 @@ def test_median_ms_warms_up_then_times_every_repeat():
 def test_infer_rates_are_the_rates_predict_gives_in_eval_mode(name):
     params = tiny_models()[name]
     implementation = get_kind(params["kind"]).implementation()
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train_spikes_heldin": rng.poisson(1.0, (10, 8, 5)).astype(np.float32),
-        "train_spikes_heldout": rng.poisson(1.0, (10, 8, 3)).astype(np.float32),
-        "train_spikes_heldin_forward": rng.poisson(1.0, (10, 3, 5)).astype(np.float32),
-        "train_spikes_heldout_forward": rng.poisson(1.0, (10, 3, 3)).astype(np.float32),
-        "eval_spikes_heldin": rng.poisson(1.0, (4, 8, 5)).astype(np.float32),
-    }
+    arrays = poisson_counts({"train": 10, "eval": 4}, heldout=3)
     prepared = prepare(arrays, {}, valid_fraction=0.2, seed=0)
     torch.manual_seed(0)
     model = implementation.build(params, prepared.shapes)

@@ -21,6 +21,7 @@ from latentdyn.models.lfads.priors import AutoregressivePrior, NormalPrior
 from latentdyn.models.run import train_and_predict
 from latentdyn.models.smoothing.model import gaussian_window, smooth_spikes
 from latentdyn.training.contract import Batch, Progress
+from random_counts import poisson_counts
 
 PRESETS = Path(__file__).parents[1] / "config" / "presets" / "lfads.yaml"
 TINY = dict(ic_enc_dim=8, ci_enc_dim=6, con_dim=6, co_dim=2, ic_dim=4, gen_dim=10, fac_dim=3, dropout_rate=0.0, cd_rate=0.0)
@@ -446,14 +447,7 @@ def test_lfads_recovers_rates_better_than_smoothing(tmp_path, capsys):
 
 
 def test_outputs_with_controller_heldout_units_and_forward_bins(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 20), ("eval", 6)):
-        arrays[f"{split}_spikes_heldin"] = rng.poisson(1.0, (n, 8, 5)).astype(np.float32)
-        arrays[f"{split}_spikes_heldin_forward"] = rng.poisson(1.0, (n, 3, 5)).astype(np.float32)
-        if split == "train":
-            arrays["train_spikes_heldout"] = rng.poisson(1.0, (n, 8, 2)).astype(np.float32)
-            arrays["train_spikes_heldout_forward"] = rng.poisson(1.0, (n, 3, 2)).astype(np.float32)
+    arrays = poisson_counts({"train": 20, "eval": 6}, heldout=2)
     presets = yaml.safe_load(PRESETS.read_text())["models"]
     params = resolve_model("lfads_tiny", presets["lfads_tiny"])
     outputs, _ = train_and_predict(params, arrays, {"bin_width_s": 0.02}, run_dir=tmp_path, seed=0, device="cpu")

@@ -21,6 +21,7 @@ from latentdyn.models.ndt.model import build, predict
 from latentdyn.models.run import train_and_predict
 from latentdyn.models.smoothing.model import gaussian_window, smooth_spikes
 from latentdyn.training.contract import Progress
+from random_counts import poisson_counts
 
 PRESETS = Path(__file__).parents[1] / "config" / "presets" / "ndt.yaml"
 SHAPES = DataShapes(n_input=5, n_heldout=3, n_bins=8, n_forward=3)  # width 8: two heads of 4
@@ -239,14 +240,7 @@ def test_validation_reconstructs_everything_unmasked_and_skips_unobserved_entrie
 )
 def test_predict_is_the_training_forward_in_eval_mode_with_nothing_masked(options):
     model = tiny_model(dropout_embedding=0.3, dropout_attention=0.3, dropout_rates=0.3, **options)
-    rng = np.random.default_rng(0)
-    arrays = {
-        "train_spikes_heldin": rng.poisson(1.0, (10, 8, 5)).astype(np.float32),
-        "train_spikes_heldout": rng.poisson(1.0, (10, 8, 3)).astype(np.float32),
-        "train_spikes_heldin_forward": rng.poisson(1.0, (10, 3, 5)).astype(np.float32),
-        "train_spikes_heldout_forward": rng.poisson(1.0, (10, 3, 3)).astype(np.float32),
-        "eval_spikes_heldin": rng.poisson(1.0, (4, 8, 5)).astype(np.float32),
-    }
+    arrays = poisson_counts({"train": 10, "eval": 4}, heldout=3)
     prepared = prepare(arrays, {}, valid_fraction=0.2, seed=0)
     outputs = predict(model, prepared, {}, "cpu")
     assert not model.training
@@ -339,14 +333,7 @@ def test_ndt_recovers_rates_better_than_smoothing(tmp_path, capsys):
 
 
 def test_tiny_preset_trains_with_heldout_units_and_forward_bins(tmp_path):
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 20), ("eval", 6)):
-        arrays[f"{split}_spikes_heldin"] = rng.poisson(1.0, (n, 8, 5)).astype(np.float32)
-        arrays[f"{split}_spikes_heldin_forward"] = rng.poisson(1.0, (n, 3, 5)).astype(np.float32)
-        if split == "train":
-            arrays["train_spikes_heldout"] = rng.poisson(1.0, (n, 8, 3)).astype(np.float32)
-            arrays["train_spikes_heldout_forward"] = rng.poisson(1.0, (n, 3, 3)).astype(np.float32)
+    arrays = poisson_counts({"train": 20, "eval": 6}, heldout=3)
     presets = yaml.safe_load(PRESETS.read_text())["models"]
     params = resolve_model("ndt_tiny", presets["ndt_tiny"])
     outputs, _ = train_and_predict(params, arrays, {"bin_width_s": 0.02}, run_dir=tmp_path, seed=0, device="cpu")
