@@ -284,7 +284,7 @@ TINY_SBTT = {
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ({"sbtt_study": {"bandwidths": [7]}}, "sbtt_study.bandwidths"),
+        ({"sbtt_study": {"bandwidths": [6]}}, "sbtt_study.bandwidths"),
         ({"sbtt_study": {"dataset_bandwidths": {"sbtt_lorenz": [4]}}}, "sbtt_study.dataset_bandwidths.sbtt_lorenz"),
         ({"sbtt_study": {"models": ["nope"]}}, "sbtt_study.models"),
         ({"two_photon_study": {"models": ["sbtt"]}}, "two_photon_study.models"),
@@ -292,7 +292,7 @@ TINY_SBTT = {
         ({"two_photon_study": {"resolutions": ["line"]}}, "resolutions"),
         ({"sbtt_pretraining_study": {"model": "sbtt_naive"}}, "sbtt_pretraining_study.model"),
         ({"sbtt_pretraining_study": {"model": "smoothing"}}, "sbtt_pretraining_study.model"),
-        ({"sbtt_pretraining_study": {"bandwidths": [7]}}, "sbtt_pretraining_study.bandwidths"),
+        ({"sbtt_pretraining_study": {"bandwidths": [6]}}, "sbtt_pretraining_study.bandwidths"),
         ({"sbtt_pretraining_study": {"full_trials": [0]}}, "sbtt_pretraining_study.full_trials"),
     ],
 )
