@@ -79,13 +79,13 @@ def test_script_writes_every_column_with_finite_times(tmp_path):
     assert (table[["ms_per_trial", "trials_per_s"]] > 0).all().all()
     assert np.isfinite(table[["ms_per_trial", "trials_per_s"]]).all().all()
     assert (table["max_abs_diff"] == 0.0).all() and (table["batch"] == 4).all()  # fp32 eager is the reference
-    assert set(table["device"]) == {"CPU, 1 threads"}
+    assert set(table["device"]) == {"CPU, 1 thread"}
     assert [p.name for p in out.parent.iterdir()] == ["latency.csv"]  # no temporary file left
 
 
 def timing_row(kind, variant, ms, difference=0.0, bins=140):
     return {"model": f"{kind}_x", "kind": kind, "variant": variant, "bins": bins, "ms_per_trial": ms,
-            "trials_per_s": 1e3 / ms, "batch": 8, "max_abs_diff": difference, "device": "CPU, 1 threads"}
+            "trials_per_s": 1e3 / ms, "batch": 8, "max_abs_diff": difference, "device": "CPU, 1 thread"}
 
 
 def test_goal_takes_the_fastest_variant_whose_rates_match_fp32():
@@ -111,7 +111,7 @@ def test_figure_names_the_device_and_the_speedup():
     ])
     fig = plot_latency(table)
     title = fig._suptitle.get_text()
-    assert "CPU, 1 threads" in title and "4.0x faster" in title
+    assert "CPU, 1 thread" in title and "4.0x faster" in title
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 3  # two models and the goal line
 
 

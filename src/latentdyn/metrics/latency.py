@@ -153,7 +153,8 @@ def describe_device(device):
     """The GPU's name, or the CPU with the threads torch uses: what the times depend on."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU, {threads} thread{'s' if threads > 1 else ''}"
 
 
 def row_line(row):
