@@ -13,7 +13,7 @@ from latentdyn.data.prepare import DataShapes
 from latentdyn.metrics.ground_truth import rate_r2
 from latentdyn.models.components import poisson_nll
 from latentdyn.models.kinds import resolve_model
-from latentdyn.models.lfads import augmentations
+from latentdyn.models import augmentations
 from latentdyn.models.lfads.cells import ClippedGRU, ClippedGRUCell
 from latentdyn.models.lfads.distributions import Gamma, Gaussian, Poisson, ZeroInflatedGamma
 from latentdyn.models.lfads.model import STATE_LATENT, Ramp, build

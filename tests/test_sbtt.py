@@ -18,6 +18,7 @@ from latentdyn.data.two_photon import make_two_photon_datasets
 from latentdyn.metrics.calcium import band_edges, deconvolve
 from latentdyn.metrics.evaluate import evaluate_run
 from latentdyn.metrics.ground_truth import rate_r2
+from latentdyn.models.augmentations import entry_folds
 from latentdyn.models.components import poisson_nll_elementwise
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.run import load_initial_weights, train_and_predict
@@ -119,6 +120,57 @@ def test_sbtt_beats_the_naive_model_at_low_bandwidth(tmp_path, one_thread):
         output, _ = train_and_predict(params, arrays, attrs, run_dir=tmp_path / mode, seed=0, device="cpu")
         r2[mode] = rate_r2(output["eval_rates_heldin"], arrays["eval_true_rates_heldin"])
     assert r2["skip"] > 0.25 and r2["skip"] > r2["zero_fill"] + 0.5, r2  # measured: 0.35 vs -1.0
+
+
+# --- held-out-entry validation: a checkpoint monitor that copying the input cannot lower -----------------
+
+def test_entry_folds_split_each_trial_into_equal_disjoint_sets_fixed_by_trial_and_seed():
+    shape = (50, 29)
+    folds = entry_folds(torch.arange(40), shape, 5, seed=7)
+    assert folds.shape == (40, *shape) and folds.min() == 0 and folds.max() == 4
+    counts = torch.bincount(folds.flatten(), minlength=5) / folds.numel()
+    assert torch.allclose(counts, torch.full((5,), 0.2), atol=0.005), counts
+    same_trials_reordered = entry_folds(torch.tensor([39, 3]), shape, 5, seed=7)
+    assert torch.equal(same_trials_reordered, folds[[39, 3]])
+    assert (entry_folds(torch.arange(40), shape, 5, seed=8) != folds).float().mean() > 0.7
+
+
+def test_held_out_entry_nll_scores_every_entry_once_and_exposes_a_copying_map(lorenz):
+    """Ground truth: on masked Lorenz data, a map that copies its input to its output beats the true rates
+    on the ordinary validation NLL but not on the held-out-entry NLL (README §9); the true rates, which
+    ignore the input, get the same held-out-entry NLL as ordinary NLL, since every observed entry is
+    scored exactly once."""
+    arrays, attrs = masked(lorenz, 3)
+    prepared = prepare(arrays, attrs, valid_fraction=0.25, seed=0)
+    batch = batch_from(prepared.valid, "cpu")
+    true_log_rates = torch.log(batch.truth["true_rates_heldin"].float())
+    maps = {
+        "truth": lambda spikes: (true_log_rates, None),
+        "copy": lambda spikes: (torch.log(torch.nan_to_num(spikes, nan=0.0) + 0.01), None),
+    }
+    nll = {}
+    for name, forward in maps.items():
+        model = build(sbtt_params(sv_folds=5), prepared.shapes).eval()
+        model.forward = forward
+        terms = model.validation_step(batch, Progress(0, 1)).terms
+        nll[name] = {key: float(value) for key, value in terms.items()}
+    assert nll["truth"]["sv_nll"] == pytest.approx(nll["truth"]["recon"], rel=1e-6)
+    assert nll["copy"]["recon"] < nll["truth"]["recon"] - 0.1, nll
+    assert nll["copy"]["sv_nll"] > nll["truth"]["sv_nll"] + 0.5, nll
+
+
+def test_the_best_checkpoint_is_chosen_on_held_out_entries_when_monitored(lorenz, tmp_path, one_thread):
+    arrays, attrs = masked(lorenz, 5)
+    params = sbtt_params(sv_folds=3, monitor="valid_sv_nll", epochs=6)
+    _, output_attrs = train_and_predict(params, arrays, attrs, run_dir=tmp_path, seed=0, device="cpu")
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["valid_sv_nll"].notna().all() and not np.allclose(history["valid_sv_nll"], history["valid_recon"])
+    best = int(history["valid_sv_nll"].idxmin()) + 1
+    assert output_attrs["checkpoint"] == f"best (epoch {best} of 6)"
+    without = build(sbtt_params(), prepare(arrays, attrs, valid_fraction=0.25, seed=0).shapes)
+    assert without.sv_folds is None
+    with pytest.raises(ConfigError, match="sv_folds.*minimum of 2"):
+        sbtt_params(sv_folds=1)
 
 
 # --- experiment 4: pretraining on a few fully observed trials --------------------------------------------

@@ -22,7 +22,7 @@ from torch import nn
 
 from latentdyn.config import ConfigError
 from latentdyn.data.prepare import split_rates
-from latentdyn.models.lfads import augmentations
+from latentdyn.models import augmentations
 from latentdyn.models.lfads.decoder import Decoder, DecoderOutput
 from latentdyn.models.lfads.distributions import Readout, make_distribution
 from latentdyn.models.lfads.encoders import ControllerInputEncoder, InitialConditionEncoder, encode_both

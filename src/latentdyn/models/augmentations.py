@@ -1,4 +1,5 @@
-"""What LFADS does to its input and its loss: SBTT, coordinated dropout, sample validation (README §5, §7).
+"""What models do to their input and their loss: SBTT, coordinated dropout, sample validation (README §5,
+§7, §9). LFADS uses all three; the sequential autoencoder uses SBTT and held-out-entry validation.
 
 Pure functions of their arguments: masks are returned to the caller, never stored between calls, and
 everything is tensor arithmetic on the batch's device, so a training step stays CUDA-graph capturable.
@@ -50,19 +51,30 @@ def gradient_only_where(values, mask):
 
 
 def sample_validation_mask(trial_index, shape, rate, seed, ic_enc_seq_len=0):
-    """Entries held out for sample validation, bins × units per trial, fixed by (seed, trial index).
+    """Entries held out for sample validation, bins × units per trial, fixed by (seed, trial index)."""
+    held = entry_uniforms(trial_index, shape, seed) < rate
+    held[:, :ic_enc_seq_len] = False
+    return held
 
-    A counter-based hash (Mueller's 32-bit integer mix) of seed, trial and entry gives each entry a
-    uniform number, so a trial gets the same mask in every epoch, in any batch, on any device, without
-    a stored mask or a generator per trial.
+
+def entry_folds(trial_index, shape, folds, seed):
+    """Each entry's fold, 0 … folds − 1, fixed by (seed, trial index): `folds` disjoint, equally likely
+    sets of entries, so that held-out-entry validation can predict every entry once from inputs without it."""
+    # clamped: float32 rounds the largest 32-bit hashes up to exactly 1
+    return (entry_uniforms(trial_index, shape, seed) * folds).long().clamp_max(folds - 1)
+
+
+def entry_uniforms(trial_index, shape, seed):
+    """A uniform number in [0, 1) for every entry, bins × units per trial, fixed by (seed, trial index).
+
+    A counter-based hash (Mueller's 32-bit integer mix) of seed, trial and entry, so a trial gets the
+    same numbers in every epoch, in any batch, on any device, without a stored mask or a generator per
+    trial.
     """
     n_bins, n_units = shape
     entry = torch.arange(n_bins * n_units, device=trial_index.device).view(1, n_bins, n_units)
     trial_key = _hash32(trial_index.view(-1, 1, 1) + _hash32(seed))
-    uniform = _hash32(trial_key ^ _hash32(entry)).to(torch.float32) / 2.0**32
-    held = uniform < rate
-    held[:, :ic_enc_seq_len] = False
-    return held
+    return _hash32(trial_key ^ _hash32(entry)).to(torch.float32) / 2.0**32
 
 
 def remove_held_out(inputs, held, rate):
