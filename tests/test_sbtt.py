@@ -171,6 +171,8 @@ def test_the_best_checkpoint_is_chosen_on_held_out_entries_when_monitored(lorenz
     assert without.sv_folds is None
     with pytest.raises(ConfigError, match="sv_folds.*minimum of 2"):
         sbtt_params(sv_folds=1)
+    with pytest.raises(ConfigError, match="models.sbtt.monitor.*'sv_folds' is set"):
+        sbtt_params(monitor="valid_sv_nll")  # a user who switches sv_folds off but keeps the paper's monitor
 
 
 # --- experiment 4: pretraining on a few fully observed trials --------------------------------------------

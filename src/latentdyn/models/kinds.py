@@ -13,7 +13,9 @@ Capabilities: `latent_dynamics` (the model has `.dynamics` with `step` and `fixe
 and its output names the state latent in the `state_latent` attribute), `multisession`,
 `realtime_inference` (`model.py` has `infer_rates(model, encoder_input) -> rates`, one pass over a batch
 of trials: what a real-time decoder runs and the latency study times), `compiled_inference`
-(torch.compile of `infer_rates` finishes quickly enough to be timed too).
+(torch.compile of `infer_rates` finishes quickly enough to be timed too). `optional_monitors` names the
+validation quantities logged only when a param is set (e.g. `valid_sv_nll` needs sample validation), so
+monitoring one without it is a config error, not a crash after the first epoch.
 Adding a kind: its package, and its name in KIND_NAMES.
 """
 
@@ -40,6 +42,7 @@ class ModelKind:
     resources: dict
     prediction_only: tuple  # params that change predictions but not the trained weights
     schema: dict
+    optional_monitors: dict  # validation quantity -> the param that must be set (nonzero) for it to be logged
 
     def implementation(self):
         return importlib.import_module(f"latentdyn.models.{self.name}.model")
@@ -53,7 +56,13 @@ class ModelKind:
                 extra = sorted(set(params) - set(self.schema["properties"]))
                 key = f"{where}.{extra[0]}" if extra else key
             raise ConfigError(f"config: key '{key}': {error.message}")
-        return fill_defaults(self.schema, params)
+        resolved = fill_defaults(self.schema, params)
+        needed = self.optional_monitors.get(resolved.get("monitor"))
+        if needed is not None and not resolved.get(needed):
+            raise ConfigError(
+                f"config: key '{where}.monitor': {resolved['monitor']} is logged only when '{needed}' is set"
+            )
+        return resolved
 
 
 @cache
@@ -81,6 +90,7 @@ def get_kind(name):
         resources=spec["resources"],
         prediction_only=tuple(spec.get("prediction_only", [])),
         schema=schema,
+        optional_monitors=spec.get("optional_monitors", {}),
     )
 
 
