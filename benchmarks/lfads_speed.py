@@ -54,6 +54,7 @@ from latentdyn.models.kinds import resolve_model  # noqa: E402
 from latentdyn.models.lfads import model as lfads  # noqa: E402
 from latentdyn.training import trainer  # noqa: E402
 from latentdyn.training.contract import Progress  # noqa: E402
+from latentdyn.training.device import resolve_device  # noqa: E402
 
 PRESETS = {  # preset name, window bins, forward bins (held-in 137, held-out 45: mc_maze)
     "20ms": ("lfads_mc_maze_20ms", 35, 10),
@@ -87,7 +88,7 @@ def main():
         parser.error("--epochs must exceed --warmup-epochs")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = trainer.resolve_device(args.device)
+    device = resolve_device(args.device)
     cuda = device.type == "cuda"
     configs = args.configs or (list(CONFIGS) if cuda else ["reference", "fast"])
     predict_trials = args.predict_trials or (1024 if cuda else 64)
@@ -221,7 +222,7 @@ def measure(params, prepared, to_predict, device, args, predict=True):
     cuda = device.type == "cuda"
     model = build(params, prepared, args.seed)
     timed = {}
-    make_step = trainer._make_step
+    make_step = trainer.make_step
 
     def make_timed_step(*step_args, **step_kwargs):
         timed["step"] = _TimedStep(make_step(*step_args, **step_kwargs), device)
@@ -230,16 +231,16 @@ def measure(params, prepared, to_predict, device, args, predict=True):
     _free(device)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
-    trainer._make_step = make_timed_step
+    trainer.make_step = make_timed_step
     try:
         with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):  # fit's progress lines
             start = time.perf_counter()
             history = trainer.fit(
                 model, prepared, trainer.TrainerSettings.from_params(params), run_dir=run_dir, seed=args.seed, device=device, identity="speed"
-            )
+            ).history
             fit_seconds = time.perf_counter() - start
     finally:
-        trainer._make_step = make_step
+        trainer.make_step = make_step
     epochs = timed["step"].seconds()
     timed_epochs = [epochs[e] for e in sorted(epochs) if e >= args.warmup_epochs]
     per_epoch = [trials / seconds for seconds, trials, _ in timed_epochs]

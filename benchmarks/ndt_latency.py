@@ -6,9 +6,10 @@
 On a 2-core CPU: --repeats 20 --batch 64 --threads 1 takes under a minute.
 
 A command line over latentdyn.metrics.latency, which the workflow's `measure_latency` rule runs too
-(config `latency_study`; figure results/figures/ndt_latency.png). Both models come from their mc_maze
-5 ms presets (config/presets/{ndt,lfads}.yaml), built for 137 held-in and 45 held-out units; the
-window's bins vary (140 is MC_Maze at 5 ms) with forward bins in MC_Maze's proportion (40 per 140).
+(config `latency_study`; figure results/figures/ndt_latency.png). It times the paper config's
+`latency_study.models`, the NDT and LFADS mc_maze 5 ms presets (config/presets/), built for 137 held-in
+and 45 held-out units; the window's bins vary (140 is MC_Maze at 5 ms) with forward bins in MC_Maze's
+proportion (40 per 140).
 LFADS decodes its posterior means (one pass, no sampling); NDT runs one pass with nothing masked. Each
 timing is the median of `--repeats` calls after warm-up calls, with the device synchronised around
 every call (NDT's paper timed without synchronisation: README §11).
@@ -32,11 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from latentdyn.metrics.latency import describe_device, measure_latency, row_line  # noqa: E402
 from latentdyn.metrics.latency_goal import GOAL_BINS, goal_check  # noqa: E402
-from latentdyn.models.kinds import resolve_model  # noqa: E402
-from latentdyn.training.trainer import resolve_device  # noqa: E402
+from latentdyn.models.kinds import latency_kinds, resolve_model  # noqa: E402
+from latentdyn.training.device import resolve_device  # noqa: E402
 
-PRESETS = Path(__file__).resolve().parents[1] / "config" / "presets"
-MODELS = {"ndt_mc_maze_5ms": "ndt", "lfads_mc_maze_5ms": "lfads"}  # preset -> its presets file
+CONFIG = Path(__file__).resolve().parents[1] / "config"
 N_HELDIN, N_HELDOUT = 137, 45
 
 
@@ -52,13 +52,13 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    models = {name: resolve_model(name, preset(file, name)) for name, file in MODELS.items()}
+    models = latency_study_models()
     rows = []
     for row in measure_latency(models, device, N_HELDIN, N_HELDOUT, args.bins, args.batch, args.repeats):
         print(row_line(row), flush=True)
         rows.append(row)
     print_table(rows, device)
-    summary = goal_check(rows)
+    summary = goal_check(rows, *latency_kinds())
     print_goal(summary, device)
     if args.json:
         args.json.write_text(
@@ -69,8 +69,14 @@ def main():
         )
 
 
-def preset(file, name):
-    return yaml.safe_load((PRESETS / f"{file}.yaml").read_text())["models"][name]
+def latency_study_models():
+    """The paper config's latency_study models (name -> params, defaults filled), defined as the Snakefile
+    reads them: the presets, then config.yaml's own models."""
+    config = yaml.safe_load((CONFIG / "config.yaml").read_text())
+    defined = {}
+    for path in [*sorted((CONFIG / "presets").glob("*.yaml")), CONFIG / "config.yaml"]:
+        defined.update(yaml.safe_load(path.read_text()).get("models", {}))
+    return {name: resolve_model(name, defined[name]) for name in config["latency_study"]["models"]}
 
 
 def print_table(rows, device):
@@ -89,16 +95,18 @@ def print_goal(summary, device):
     if not summary:
         print(f"\nno goal check: it needs {GOAL_BINS} bins and rates matching fp32 for both models")
         return
-    ndt, lfads = summary["ndt"], summary["lfads"]
+    fast_kind, slow_kind = latency_kinds()
+    fast, slow = summary[fast_kind], summary[slow_kind]
     print(
-        f"\n{GOAL_BINS} bins, batch 1: NDT {ndt['ms_per_trial']:.3f} ms ({ndt['variant']}), "
-        f"LFADS {lfads['ms_per_trial']:.3f} ms ({lfads['variant']}): NDT {summary['speedup']:.1f}x faster"
+        f"\n{GOAL_BINS} bins, batch 1: {fast_kind.upper()} {fast['ms_per_trial']:.3f} ms ({fast['variant']}), "
+        f"{slow_kind.upper()} {slow['ms_per_trial']:.3f} ms ({slow['variant']}): "
+        f"{fast_kind.upper()} {summary['speedup']:.1f}x faster"
     )
     if device.type == "cuda":
         print(
             f"goal (set for an H100; this is {describe_device(device)}): "
-            f"NDT <= 1 ms {'met' if summary['ndt_at_most_1ms'] else 'NOT met'}, "
-            f">= 6x LFADS {'met' if summary['at_least_6x'] else 'NOT met'}"
+            f"{fast_kind.upper()} <= 1 ms {'met' if summary[f'{fast_kind}_at_most_1ms'] else 'NOT met'}, "
+            f">= 6x {slow_kind.upper()} {'met' if summary['at_least_6x'] else 'NOT met'}"
         )
 
 

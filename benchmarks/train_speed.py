@@ -21,7 +21,8 @@ from latentdyn.data.prepare import prepare  # noqa: E402
 from latentdyn.models.kinds import resolve_model  # noqa: E402
 from latentdyn.models.sequential_autoencoder.model import build  # noqa: E402
 from latentdyn.training.checkpoints import run_identity  # noqa: E402
-from latentdyn.training.trainer import TrainerSettings, fit, resolve_device  # noqa: E402
+from latentdyn.training.device import resolve_device  # noqa: E402
+from latentdyn.training.trainer import TrainerSettings, fit  # noqa: E402
 
 
 def main():

@@ -14,8 +14,8 @@ import torch
 from latentdyn.metrics.latency import measure_latency
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.lfads.model import Ramp
-from latentdyn.models.run import train_and_predict
-from latentdyn.training.trainer import resolve_device
+from latentdyn.models.pipeline import train_and_predict
+from latentdyn.training.device import resolve_device
 from test_latency import tiny_models
 from test_lfads import lfads_params, rotation_dataset
 

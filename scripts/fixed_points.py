@@ -25,7 +25,7 @@ def main():
 
     from latentdyn.metrics.fixed_points import find_fixed_points
     from latentdyn.models.kinds import get_kind
-    from latentdyn.models.run import load_trained
+    from latentdyn.models.pipeline import load_trained
 
     torch.set_num_threads(1)
     settings = json.loads(args.settings)

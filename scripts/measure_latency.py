@@ -24,7 +24,7 @@ def main():
     import torch
 
     from latentdyn.metrics.latency import COLUMNS, measure_latency, row_line
-    from latentdyn.training.trainer import resolve_device
+    from latentdyn.training.device import resolve_device
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

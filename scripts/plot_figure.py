@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, latency, lfads, nlb, sbtt
+from latentdyn.plots import attractors, latency, nlb, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -26,7 +26,7 @@ def _read_fixed_points(path):
         return f["points"][()], f["eigvals_real"][()] + 1j * f["eigvals_imag"][()]
 
 
-# Per-run figures (LFADS, training curves): each reads its files and returns a Figure; a missing key or
+# Per-run figures (a kind's kind.yaml `figures`): each reads its files and returns a Figure; a missing key or
 # file stops with an InputError naming both.
 
 
@@ -81,7 +81,7 @@ def _window_start(attrs):
     return float(offsets[0]), event
 
 
-def _lfads_rates(args):
+def _rates_vs_truth(args):
     output, out_attrs = read_model_output(args.output)
     keys = [f"eval_true_rates_{group}" for group in ("heldin", "heldout")]
     data, attrs = read_binned(args.data, keys=keys)
@@ -99,25 +99,25 @@ def _lfads_rates(args):
         inferred.append(rates)
         labels += [f"{group.replace('held', 'held-')} unit {i}" for i in range(truth.shape[-1])]
     start, _ = _window_start(attrs)
-    return lfads.plot_rates_vs_truth(np.concatenate(true, axis=-1), np.concatenate(inferred, axis=-1),
-                                     attrs["bin_width_s"], _run_title(out_attrs, args.output),
-                                     start_ms=start or 0.0, neuron_labels=labels)
+    return run_figures.plot_rates_vs_truth(np.concatenate(true, axis=-1), np.concatenate(inferred, axis=-1),
+                                           attrs["bin_width_s"], _run_title(out_attrs, args.output),
+                                           start_ms=start or 0.0, neuron_labels=labels)
 
 
-def _lfads_factors(args):
+def _factors(args):
     output, out_attrs = read_model_output(args.output)
     key, factors = _first_present(output, args.output, ["latents/eval_factors", "latents/train_factors"],
                                   "the factors figure draws the inferred factors of a split")
     split = key.split("/")[1].split("_")[0]
     data, attrs = read_binned(args.data, keys=[f"{split}_cond_idx"])
     start, _ = _window_start(attrs)
-    return lfads.plot_factor_trajectories(_three_d(args.output, key, factors), attrs["bin_width_s"],
-                                          data.get(f"{split}_cond_idx"),
-                                          f"{_run_title(out_attrs, args.output)}, {split} trials",
-                                          start_ms=start or 0.0)
+    return run_figures.plot_factor_trajectories(_three_d(args.output, key, factors), attrs["bin_width_s"],
+                                                data.get(f"{split}_cond_idx"),
+                                                f"{_run_title(out_attrs, args.output)}, {split} trials",
+                                                start_ms=start or 0.0)
 
 
-def _lfads_inputs(args):
+def _inferred_inputs(args):
     output, out_attrs = read_model_output(args.output)
     key, inputs = _first_present(
         output, args.output, ["latents/eval_inferred_inputs", "latents/train_inferred_inputs"],
@@ -125,8 +125,8 @@ def _lfads_inputs(args):
     _, attrs = read_binned(args.data, keys=[])
     start, event = _window_start(attrs)
     split = key.split("/")[1].split("_")[0]
-    return lfads.plot_inferred_inputs(_three_d(args.output, key, inputs), attrs["bin_width_s"], start, event,
-                                      f"{_run_title(out_attrs, args.output)}, {split} trials")
+    return run_figures.plot_inferred_inputs(_three_d(args.output, key, inputs), attrs["bin_width_s"], start, event,
+                                            f"{_run_title(out_attrs, args.output)}, {split} trials")
 
 
 def _training_curves(args):
@@ -136,15 +136,15 @@ def _training_curves(args):
         history = pd.read_csv(path)
     if history.empty:
         raise InputError(path, "<rows>", "no epochs logged")
-    if not lfads.history_panels(history.columns):
+    if not run_figures.history_panels(history.columns):
         raise InputError(path, "train_loss", "missing, and no other loss, logged term or lr column to draw")
-    return lfads.plot_training_curves(history, _run_title(attrs, args.output))
+    return run_figures.plot_training_curves(history, _run_title(attrs, args.output))
 
 
 RUN_FIGURES = {
-    "lfads-rates": _lfads_rates,
-    "lfads-factors": _lfads_factors,
-    "lfads-inputs": _lfads_inputs,
+    "rates-vs-truth": _rates_vs_truth,
+    "factors": _factors,
+    "inferred-inputs": _inferred_inputs,
     "training-curves": _training_curves,
 }
 
@@ -166,6 +166,7 @@ def main():
     bars = sub.add_parser("nlb-metrics")
     bars.add_argument("--metrics", nargs="+", default=nlb.NLB_METRICS, help="table columns to draw")
     bars.add_argument("--table", required=True)
+    bars.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
     bandwidth = sub.add_parser("sbtt-bandwidth")
     bandwidth.add_argument("--table", required=True)
     bandwidth.add_argument("--metrics", nargs="+", required=True, help="table columns drawn against the dropped fraction")
@@ -175,6 +176,9 @@ def main():
     pretraining.add_argument("--table", required=True)
     timing = sub.add_parser("latency")
     timing.add_argument("--table", required=True, help="results/tables/latency.csv")
+    timing.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
+    timing.add_argument("--goal-kinds", nargs=2, required=True, metavar=("GOAL", "BASELINE"),
+                        help="the kinds the latency goal compares (kinds.latency_kinds)")
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
         if name != "training-curves":
@@ -190,7 +194,7 @@ def main():
     elif args.figure == "metric-vs-latent":
         fig = attractors.plot_metric_vs_latent(pd.read_csv(args.table), args.metric)
     elif args.figure == "nlb-metrics":
-        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table), args.metrics)
+        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table), args.colours, args.metrics)
     elif args.figure == "sbtt-bandwidth":
         fig = sbtt.plot_bandwidth_curves(pd.read_csv(args.table), args.metrics)
     elif args.figure == "sbtt-two-photon":
@@ -198,7 +202,7 @@ def main():
     elif args.figure == "sbtt-pretraining":
         fig = sbtt.plot_pretraining(pd.read_csv(args.table))
     elif args.figure == "latency":
-        fig = latency.plot_latency(pd.read_csv(args.table))
+        fig = latency.plot_latency(pd.read_csv(args.table), args.colours, *args.goal_kinds)
     elif args.figure in RUN_FIGURES:
         fig = RUN_FIGURES[args.figure](args)
     else:

@@ -12,7 +12,8 @@ from latentdyn.data.attractors import make_attractor_dataset
 from latentdyn.data.format import (read_binned, read_model_output, validate_model_output, write_binned,
                                    write_model_output)
 from latentdyn.data.nwb_reader import read_recording
-from latentdyn.errors import InputError
+from latentdyn.cli import main_guard
+from latentdyn.errors import ConfigError, InputError
 from latentdyn.io import reading
 from latentdyn.metrics.nlb import evaluate_submission, load_test_targets
 from nlb_reference import REFERENCE_DIR, load_reference_vector
@@ -249,3 +250,14 @@ def test_the_guard_covers_checkpoints(tmp_path):
         with pytest.raises(InputError, match="cannot read this checkpoint") as error, reading(path, "checkpoint"):
             torch.load(path, weights_only=True)
         assert error.value.path == str(path)
+
+
+@pytest.mark.parametrize("error", [InputError("data.h5", "spikes", "has NaN"), ConfigError("config: key 'models': empty")])
+def test_entry_points_report_bad_input_and_bad_config_as_one_line(capsys, error):
+    def failing_main():
+        raise error
+
+    with pytest.raises(SystemExit) as exit_:
+        main_guard(failing_main)()
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == f"error: {error}\n"

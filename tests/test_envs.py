@@ -2,6 +2,7 @@
 
 import ast
 import re
+import subprocess
 import sys
 
 from pathlib import Path
@@ -9,14 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from latentdyn.models.kinds import KIND_NAMES
+from latentdyn.models.kinds import get_kind, kind_names
 from workflow_api import REPO
 
-RULE_FILES = sorted((REPO / "workflow" / "rules").glob("*.smk"))
+RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
 # import name -> conda package name, where they differ
 CONDA_NAMES = {"torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib-base"}
 # rules that run no script of ours
 NO_SCRIPT = {"all"}
+# a pinned conda dependency, as every env writes it: "<package> =<version>"
+PINNED = re.compile(r"[\w.-]+ =[0-9][\w.]*")
 
 
 def rule_blocks():
@@ -30,20 +33,32 @@ def module_path(name):
     return path.with_suffix(".py") if path.with_suffix(".py").exists() else path / "__init__.py"
 
 
+def calls_kind_implementation(tree):
+    """Whether the module calls `<kind>.implementation()`, which imports a kind's model.py by name."""
+    return any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "implementation"
+        for node in ast.walk(tree)
+    )
+
+
 def third_party_imports(path, seen=None):
     """Top-level third-party modules imported by `path` and, transitively, by latentdyn modules it uses.
 
-    The model registry imports each kind's code by name at run time: its modules count as imported.
+    A module calling a kind's `implementation()` imports every built-in kind's model.py at run time: their
+    imports count as its own.
     """
     seen = set() if seen is None else seen
     if path in seen:
         return set()
     seen.add(path)
     found = set()
-    if path == module_path("latentdyn.models.kinds"):
-        for kind in KIND_NAMES:
-            found |= third_party_imports(module_path(f"latentdyn.models.{kind}.model"), seen)
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    if calls_kind_implementation(tree):
+        for kind in kind_names():
+            model = module_path(f"{get_kind(kind).package}.model")
+            if model.exists():  # a kind installed from another distribution is not this repository's
+                found |= third_party_imports(model, seen)
+    for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
@@ -68,8 +83,11 @@ def env_packages(env_file):
 RULES = list(rule_blocks())
 
 
-def test_rules_were_found():
-    assert len(RULES) >= 12
+def test_every_rule_snakemake_loads_is_checked():
+    listed = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--list-rules"], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
+    assert sorted(name for name, _ in RULES) == sorted(listed)
 
 
 @pytest.mark.parametrize(("name", "block"), RULES, ids=[name for name, _ in RULES])
@@ -81,7 +99,8 @@ def test_rule_has_log_and_pinned_env_providing_its_imports(name, block):
     assert env, f"rule {name} names no conda env"
     env_file = REPO / env.group(1)
     deps = yaml.safe_load(env_file.read_text())["dependencies"]
-    assert all(re.search(r"[=<>]", d) for d in deps if isinstance(d, str)), f"{env_file.name} has unpinned packages"
+    unpinned = [d for d in deps if isinstance(d, str) and not PINNED.fullmatch(d)]
+    assert not unpinned, f"{env_file.name} has unpinned packages: {unpinned}"
     script = re.search(r'script=f"\{SCRIPTS\}/(\w+\.py)"', block)
     assert script, f"rule {name} calls no script"
     imports = third_party_imports(REPO / "scripts" / script.group(1))

@@ -12,11 +12,11 @@ import pytest
 import torch
 from test_lfads import one_thread  # noqa: F401 (autouse fixture)
 
-from latentdyn.config import ConfigError
+from latentdyn.errors import ConfigError
 from latentdyn.data.prepare import prepare, split_rates
 from latentdyn.metrics.latency import WARMUP_CALLS, median_ms
 from latentdyn.metrics.latency_goal import goal_check
-from latentdyn.models.kinds import get_kind, resolve_model
+from latentdyn.models.kinds import get_kind, latency_kinds, resolve_model
 from latentdyn.plots.latency import plot_latency
 from workflow_api import REPO, run_workflow
 from random_counts import poisson_counts
@@ -96,10 +96,10 @@ def test_goal_takes_the_fastest_variant_whose_rates_match_fp32():
         timing_row("ndt", "fp32 eager", 0.1, bins=35),  # another size: not counted
         timing_row("lfads", "fp32 eager", 4.0),
     ]
-    summary = goal_check(rows)
+    summary = goal_check(rows, *latency_kinds())
     assert summary["ndt"]["variant"] == "fp32 cuda graph" and summary["speedup"] == 8.0
     assert summary["ndt_at_most_1ms"] and summary["at_least_6x"]
-    assert goal_check(rows[:4]) == {}
+    assert goal_check(rows[:4], *latency_kinds()) == {}
 
 
 def test_figure_names_the_device_and_the_speedup():
@@ -109,7 +109,7 @@ def test_figure_names_the_device_and_the_speedup():
         timing_row("ndt", "fp32 eager", 0.4, bins=35),
         timing_row("lfads", "fp32 eager", 1.0, bins=35),
     ])
-    fig = plot_latency(table)
+    fig = plot_latency(table, {"ndt_x": "tab:purple", "lfads_x": "tab:red"}, *latency_kinds())
     title = fig._suptitle.get_text()
     assert "CPU, 1 thread" in title and "4.0x faster" in title
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 3  # two models and the goal line

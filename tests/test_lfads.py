@@ -18,7 +18,7 @@ from latentdyn.models.lfads.cells import ClippedGRU, ClippedGRUCell
 from latentdyn.models.lfads.distributions import Gamma, Gaussian, Poisson, ZeroInflatedGamma
 from latentdyn.models.lfads.model import STATE_LATENT, Ramp, build
 from latentdyn.models.lfads.priors import AutoregressivePrior, NormalPrior
-from latentdyn.models.run import train_and_predict
+from latentdyn.models.pipeline import train_and_predict
 from latentdyn.models.smoothing.model import gaussian_window, smooth_spikes
 from latentdyn.training.contract import Batch, Progress
 from random_counts import poisson_counts
@@ -457,6 +457,19 @@ def test_outputs_with_controller_heldout_units_and_forward_bins(tmp_path):
     assert outputs["latents/train_ic_mean"].shape == outputs["latents/train_ic_std"].shape == (20, params["ic_dim"])
     assert outputs["latents/eval_factors"].shape == (6, 8, params["fac_dim"])
     assert all(np.all(np.isfinite(v)) and np.all(v >= 0) for k, v in outputs.items() if "_rates_" in k)
+
+
+def test_predictions_are_driven_by_the_external_inputs_as_in_training(tmp_path):
+    arrays = poisson_counts({"train": 20, "eval": 6}, heldout=2)
+    rng = np.random.default_rng(0)
+    for split in ("train", "eval"):
+        arrays[f"{split}_ext_input"] = rng.normal(size=(len(arrays[f"{split}_spikes_heldin"]), 11, 2)).astype(np.float32)
+    params = lfads_params(epochs=2, posterior_samples=0)
+    outputs, _ = train_and_predict(params, arrays, {"bin_width_s": 0.02}, run_dir=tmp_path / "a", seed=0, device="cpu")
+    silent = {**arrays, "eval_ext_input": np.zeros_like(arrays["eval_ext_input"])}
+    without, _ = train_and_predict(params, silent, {"bin_width_s": 0.02}, run_dir=tmp_path / "b", seed=0, device="cpu")
+    np.testing.assert_array_equal(outputs["train_rates_heldin"], without["train_rates_heldin"])  # same model
+    assert not np.allclose(outputs["eval_rates_heldin"], without["eval_rates_heldin"])
 
 
 def test_every_preset_resolves():

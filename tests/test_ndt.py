@@ -9,7 +9,7 @@ import torch
 import yaml
 from test_lfads import one_thread, rotation_dataset, tiny_batch  # noqa: F401 (one_thread: autouse fixture)
 
-from latentdyn.config import ConfigError
+from latentdyn.errors import ConfigError
 from latentdyn.data.format import validate_model_output
 from latentdyn.data.prepare import DataShapes, prepare
 from latentdyn.metrics.ground_truth import rate_r2
@@ -18,7 +18,7 @@ from latentdyn.models.kinds import resolve_model
 from latentdyn.models.ndt.encoder import additive_attention_mask, local_attention_band
 from latentdyn.models.ndt.masking import BinMasking, MaskingSettings
 from latentdyn.models.ndt.model import build, predict
-from latentdyn.models.run import train_and_predict
+from latentdyn.models.pipeline import train_and_predict
 from latentdyn.models.smoothing.model import gaussian_window, smooth_spikes
 from latentdyn.training.contract import Progress
 from random_counts import poisson_counts

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from latentdyn.config import ConfigError
+from latentdyn.errors import ConfigError
 from latentdyn.data.masks import apply_bandwidth, bandwidth_attrs
 from latentdyn.data.prepare import prepare
 from latentdyn.data.sbtt_lorenz import make_sbtt_lorenz_dataset
@@ -21,7 +21,7 @@ from latentdyn.metrics.ground_truth import rate_r2
 from latentdyn.models.augmentations import entry_folds
 from latentdyn.models.components import poisson_nll_elementwise
 from latentdyn.models.kinds import resolve_model
-from latentdyn.models.run import load_initial_weights, train_and_predict
+from latentdyn.models.pipeline import load_initial_weights, train_and_predict
 from latentdyn.models.sequential_autoencoder.model import build
 from latentdyn.training.contract import Progress
 from latentdyn.training.trainer import batch_from
@@ -360,7 +360,7 @@ def test_tiny_sbtt_studies_plan(tmp_path):
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT)
     # pretraining: sbtt on sbtt_lorenz_full8, then sbtt-P8 on bw2 (sbtt from scratch on bw2 is the sbtt study's)
     assert jobs == {"simulate_sbtt_lorenz": 1, "mask_bandwidth": 2, "simulate_two_photon": 1, "train": 4 + 2 + 2,
-                    "evaluate": 6 + 1, "collect_metrics": 3, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
+                    "predict": 6 + 1, "evaluate": 6 + 1, "collect_metrics": 3, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
                     "keep_full_trials": 1, "figure_sbtt_pretraining": 1, "all": 1}
 
 

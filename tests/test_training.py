@@ -10,7 +10,9 @@ from latentdyn.data.prepare import prepare
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.sequential_autoencoder.model import SequentialAutoencoder, build, curriculum_weights
 from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR, run_identity
-from latentdyn.training.trainer import HISTORY_NAME, TrainerSettings, fit, resolve_device
+from latentdyn.training.device import resolve_device
+from latentdyn.training.reporting import HISTORY_NAME
+from latentdyn.training.trainer import TrainerSettings, fit
 
 PARAMS = resolve_model(
     "sae",
@@ -39,15 +41,15 @@ def dataset(seed=0, n_trials=32):
     return arrays, {"dataset": "toy", "bin_width_s": 0.01, "phase": "synthetic"}
 
 
-def train_run(run_dir, params=PARAMS, data_seed=0, seed=4, model_cls=None, **fit_args):
+def train_run(run_dir, params=PARAMS, data_seed=0, seed=4, model_cls=None, device="cpu", **fit_args):
     prepared = prepare(*dataset(data_seed), valid_fraction=params["valid_fraction"], seed=seed)
     torch.manual_seed(seed)
     model = build(params, prepared.shapes)
     if model_cls is not None:
         model.__class__ = model_cls
     identity = run_identity("sequential_autoencoder", params, prepared, seed)
-    history = fit(model, prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=seed, device="cpu", identity=identity, **fit_args)
-    return model, history
+    result = fit(model, prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=seed, device=device, identity=identity, **fit_args)
+    return model, result
 
 
 class Interrupted(Exception):
@@ -65,15 +67,15 @@ def interrupted_at(epoch):
 
 
 def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
-    straight, history = train_run(tmp_path / "a")
+    straight, result = train_run(tmp_path / "a")
     with pytest.raises(Interrupted):
         train_run(tmp_path / "b", model_cls=interrupted_at(3))
     assert torch.load(tmp_path / "b" / STATE_DIR / "last.pt", weights_only=False)["loop"]["epoch"] == 3
-    resumed, resumed_history = train_run(tmp_path / "b")  # a fresh process starts from fresh parameters
+    resumed, resumed_result = train_run(tmp_path / "b")  # a fresh process starts from fresh parameters
 
     for p, q in zip(straight.parameters(), resumed.parameters()):
         assert torch.equal(p, q)
-    assert [r["train_loss"] for r in history] == [r["train_loss"] for r in resumed_history]
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in resumed_result.history]
     rows = list(csv.DictReader(open(tmp_path / "b" / HISTORY_NAME)))
     assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
     assert {"train_recon", "valid_recon", "valid_loss_smoothed", "lr"} <= set(rows[0])
@@ -92,8 +94,8 @@ def test_a_changed_setting_or_data_starts_fresh_and_says_so(tmp_path, capsys):
         train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, data_seed=1, model_cls=interrupted_at(5))
     out = capsys.readouterr().out
     assert "checkpoint of a different model or data" in out and "resumed" not in out
-    _, history = train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, data_seed=1)
-    assert "resumed" in capsys.readouterr().out and len(history) == 6
+    _, result = train_run(tmp_path, params={**PARAMS, "learning_rate": 5e-3}, data_seed=1)
+    assert "resumed" in capsys.readouterr().out and len(result.history) == 6
 
 
 def test_logging_settings_do_not_change_the_identity():
@@ -109,9 +111,9 @@ def test_a_truncated_checkpoint_is_set_aside_and_training_starts_over(tmp_path, 
         train_run(tmp_path, model_cls=interrupted_at(3))
     last = tmp_path / STATE_DIR / "last.pt"
     last.write_bytes(last.read_bytes()[:100])
-    _, history = train_run(tmp_path)
+    _, result = train_run(tmp_path)
     out = capsys.readouterr().out
-    assert "unreadable checkpoint" in out and "resumed" not in out and len(history) == 6
+    assert "unreadable checkpoint" in out and "resumed" not in out and len(result.history) == 6
     assert (tmp_path / STATE_DIR).exists() is False
 
 
@@ -124,10 +126,12 @@ def test_a_finished_run_is_never_resumed(tmp_path, capsys):
 
 def test_best_checkpoint_is_selected_and_early_stopping_waits_for_burn_in(tmp_path):
     params = {**PARAMS, "epochs": 40, "learning_rate": 0.3, "select": "best", "early_stopping": {"patience": 2, "burn_in": 5}}
-    model, history = train_run(tmp_path, params=params)
+    _, result = train_run(tmp_path, params=params)
+    history = result.history
     assert 5 + 2 <= len(history) < 40  # a too-high learning rate stops improving, but not before burn-in + patience
     best = min(range(len(history)), key=lambda i: history[i]["valid_loss"])
-    assert model.selected_checkpoint == f"best (epoch {best + 1} of {len(history)})"
+    assert (result.selected, result.epoch, result.epochs_run) == ("best", best + 1, len(history))
+    assert result.selected_checkpoint() == f"best (epoch {best + 1} of {len(history)})"
     assert torch.load(tmp_path / FINAL_NAME, weights_only=False)["epoch"] == best + 1
 
 
@@ -135,31 +139,32 @@ def test_restore_applies_a_changed_learning_rate(tmp_path):
     with pytest.raises(Interrupted):
         train_run(tmp_path / "donor", model_cls=interrupted_at(3))
     params = {**PARAMS, "learning_rate": 1e-4}
-    _, history = train_run(tmp_path / "copy", params=params, restore_from=tmp_path / "donor" / STATE_DIR / "last.pt", hyperparameters=params)
+    _, result = train_run(tmp_path / "copy", params=params, restore_from=tmp_path / "donor" / STATE_DIR / "last.pt", hyperparameters=params)
+    history = result.history
     assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5, 6]
     assert history[3]["lr"] == pytest.approx(1e-4) and history[2]["lr"] == pytest.approx(1e-2)
 
 
 def test_schedules():
     cosine = TrainerSettings(epochs=10, learning_rate=1.0, scheduler={"kind": "warmup_cosine", "warmup_epochs": 2})
-    from latentdyn.training.trainer import _schedule_factor
+    from latentdyn.training.schedules import schedule_factor
 
-    factors = [_schedule_factor(cosine, step, 1) for step in range(10)]
+    factors = [schedule_factor(cosine, step, 1) for step in range(10)]
     assert factors[:2] == [0.5, 1.0] and factors[2] == pytest.approx(1.0) and factors[-1] < 0.05
     assert all(a >= b for a, b in zip(factors[1:], factors[2:]))
 
 
 def test_plateau_scheduler_lowers_the_learning_rate(tmp_path):
     params = {**PARAMS, "epochs": 12, "learning_rate": 0.3, "scheduler": {"kind": "plateau", "factor": 0.5, "patience": 0, "min_lr": 0.01}}
-    _, history = train_run(tmp_path, params=params)
-    lrs = [row["lr"] for row in history]
+    _, result = train_run(tmp_path, params=params)
+    lrs = [row["lr"] for row in result.history]
     assert lrs[0] == pytest.approx(0.3) and min(lrs) < 0.3 and min(lrs) >= 0.01
 
 
 def test_training_reduces_the_loss(tmp_path):
     params = resolve_model("gru", {**PARAMS, "dynamics": "gru", "epochs": 30, "learning_rate": 2e-2, "curriculum": None})
-    _, history = train_run(tmp_path, params=params)
-    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
+    _, result = train_run(tmp_path, params=params)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"] - 0.05
 
 
 def test_progress_is_printed(tmp_path, capsys):
@@ -192,6 +197,12 @@ def test_auto_device_is_cuda_exactly_when_available():
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
     assert resolve_device("cpu").type == "cpu"
+
+
+def test_fit_trains_on_the_auto_device(tmp_path):
+    model, result = train_run(tmp_path, params={**PARAMS, "epochs": 2}, device="auto")
+    assert len(result.history) == 2 and (tmp_path / FINAL_NAME).exists()
+    assert next(model.parameters()).device.type == resolve_device("auto").type
 
 
 @pytest.mark.parametrize("dynamics", ["gru", "node"])

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from snakemake.exceptions import WorkflowError
 
-from latentdyn.config import ConfigError
+from latentdyn.errors import ConfigError
 from workflow_api import PAPER_CONFIG, REPO, TINY_CONFIG, run_workflow
 
 USER_DATASET = {
@@ -43,7 +43,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
     scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
     jobs = run_workflow(tmp_path)
-    assert jobs["evaluate"] == scored and jobs["train"] == scored + pretrained
+    assert jobs["evaluate"] == jobs["predict"] == scored and jobs["train"] == scored + pretrained
     assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
@@ -91,8 +91,8 @@ def test_latent_size_zero_in_a_target_stops_before_any_job(tmp_path):
 @pytest.mark.parametrize(
     ("override", "rules"),
     [
-        ({"attractor_study": None}, {"simulate_reaching", "bin_nwb", "train", "evaluate", "collect_metrics",
-                                     "figure_nlb_metrics"}),
+        ({"attractor_study": None}, {"simulate_reaching", "bin_nwb", "train", "predict", "evaluate",
+                                     "collect_metrics", "figure_nlb_metrics"}),
         ({"attractor_study": {"systems": []}, "nlb_study": {"models": []}}, set()),
         ({"attractor_study": {"models": []}, "nlb_study": None}, set()),
     ],
@@ -186,7 +186,7 @@ def test_readme_own_data_example_runs_only_the_user_dataset(tiny_run, tmp_path):
     my_data.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
     jobs = run_workflow(workdir, [my_data])
-    assert jobs == {"bin_nwb": 1, "train": 1, "evaluate": 1, "collect_metrics": 1, "figure_nlb_metrics": 1, "all": 1}
+    assert jobs == {"bin_nwb": 1, "train": 1, "predict": 1, "evaluate": 1, "collect_metrics": 1, "figure_nlb_metrics": 1, "all": 1}
     run_workflow(workdir, [my_data], executor="local")
     table = pd.read_csv(workdir / "results" / "tables" / "nlb_study.csv")
     assert list(table["dataset"]) == [f"{dataset}_20ms"] and table["co-bps"].notna().all()

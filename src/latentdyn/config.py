@@ -5,22 +5,21 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from latentdyn.errors import ConfigError
+from latentdyn.models.kinds import get_kind, kind_names, require_capability, resolve_model
 
 STUDIES = (
     "attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study",
     "latency_study",
 )
-CALCIUM_LIKELIHOODS = ("gaussian",)  # dF/F is continuous and, with imaging noise, can be negative
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def check_config(config, schema_path, source="config"):
-    """Raise ConfigError naming the offending key if `config` does not match the JSON schema."""
+    """Raise ConfigError naming the offending key if `config` does not match the JSON schema, whose model
+    kinds are the registry's (the schema file leaves them open, so that they are listed once)."""
     with open(schema_path) as f:
         schema = yaml.safe_load(f)
+    schema["definitions"]["model"]["properties"]["kind"]["enum"] = list(kind_names())
     error = best_match(Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return
@@ -93,7 +92,7 @@ def _check_pretraining_study(config, source):
     if name not in config["models"]:
         _fail(source, "sbtt_pretraining_study.model", f"no model named '{name}' (known: {sorted(config['models'])})")
     params = config["models"][name]
-    if params.get("kind") == "smoothing" or params.get("unobserved", "skip") != "skip":
+    if not get_kind(params["kind"]).gradient_trained or params.get("unobserved", "skip") != "skip":
         _fail(source, "sbtt_pretraining_study.model",
               f"'{name}' must be gradient-trained with unobserved: skip (SBTT) to adapt pretrained weights")
     allowed = config.get("bandwidth_masks", {}).get("bandwidths", [])
@@ -104,20 +103,34 @@ def _check_pretraining_study(config, source):
 
 
 def _check_two_photon_study(config, source):
-    """Calcium (dF/F) needs a continuous likelihood: LFADS with a Gaussian reconstruction, or smoothing."""
+    """Calcium (dF/F) needs a model that fits continuous data (its kind's `continuous_data`)."""
     for name in (config.get("two_photon_study") or {}).get("models", []):
-        params = config["models"][name]
-        kind, likelihood = params.get("kind"), params.get("reconstruction", "poisson")
-        if kind != "smoothing" and not (kind == "lfads" and likelihood in CALCIUM_LIKELIHOODS):
+        params = resolve_model(name, config["models"][name])
+        kind = get_kind(params["kind"])
+        if not kind.fits_continuous_data(params):
+            able = [_continuous_data_condition(get_kind(other)) for other in kind_names()]
             _fail(source, "two_photon_study.models",
-                  f"'{name}' ({kind}, {likelihood if kind == 'lfads' else 'poisson'} likelihood) cannot fit dF/F; "
-                  f"use a model of kind lfads with reconstruction: {' or '.join(CALCIUM_LIKELIHOODS)}, or smoothing")
+                  f"'{name}' ({_continuous_data_setting(kind, params)}) cannot fit dF/F; "
+                  f"use a model of kind {', or '.join(condition for condition in able if condition)}")
+
+
+def _continuous_data_setting(kind, params):
+    """The kind and, when it decides, the param that makes model `params` fit continuous data or not."""
+    if isinstance(kind.continuous_data, dict):
+        param = kind.continuous_data["param"]
+        return f"{kind.name}, {param}: {params.get(param)}"
+    return kind.name
+
+
+def _continuous_data_condition(kind):
+    """How a model of `kind` fits continuous data, for an error message; None if it cannot."""
+    if isinstance(kind.continuous_data, dict):
+        return f"{kind.name} with {kind.continuous_data['param']}: {' or '.join(kind.continuous_data['values'])}"
+    return kind.name if kind.continuous_data else None
 
 
 def _check_latency_study(config):
     """Only models whose kind has an inference entry point (realtime_inference) can be timed."""
-    from latentdyn.models.kinds import require_capability  # here: the registry imports this module
-
     for name in (config.get("latency_study") or {}).get("models", []):
         require_capability(name, config["models"][name], "realtime_inference", "latency_study.models")
 

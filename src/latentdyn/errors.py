@@ -1,4 +1,4 @@
-"""One exception type for bad input, so entry points can print a single clear line."""
+"""The exception types for bad input and bad config, so entry points can print a single clear line."""
 
 
 class InputError(ValueError):
@@ -9,3 +9,7 @@ class InputError(ValueError):
         self.field = field
         self.problem = problem
         super().__init__(f"{self.path}: field '{field}': {problem}")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run. The message names the config key at fault."""

@@ -2,6 +2,9 @@
 # against the number of bins, on the job's device. Models are built with random weights, not trained.
 
 
+include: "benchmark_helpers.smk"
+
+
 rule measure_latency:
     output:
         "results/tables/latency.csv",

@@ -1,6 +1,9 @@
 # NWB recordings -> binned tensors with the benchmark's definitions (latentdyn.data.nlb).
 
 
+include: "bin_helpers.smk"
+
+
 rule bin_nwb:
     input:
         unpack(nwb_inputs),

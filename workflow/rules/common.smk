@@ -2,8 +2,9 @@
 import json
 import re
 import shlex
+from operator import itemgetter
 
-from latentdyn.models.kinds import get_kind, resolve_model
+from latentdyn.models.kinds import get_kind, latency_kinds, resolve_model
 
 SCRIPTS = f"{workflow.basedir}/scripts"
 # <model>[-L<k>][-P<n>]: -L<k> sets the latent size to k; -P<n> starts from <model>[-L<k>] pretrained on n
@@ -12,7 +13,6 @@ MODEL_NAME = re.compile(
     r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?$"
 )
 MASKED_DATASET = re.compile(r"^(?P<source>[a-z0-9_]+)_bw[0-9]+$")
-ATTRACTOR_SYSTEMS = ["lorenz", "rossler", "arneodo"]
 SIMULATED_NWB = ["reaching"]
 # Every model of the config, checked against its kind's schema, with the kind's defaults filled in.
 MODELS = {
@@ -80,49 +80,16 @@ def run_dir(dataset, model, seed):
     return f"results/runs/{dataset}/{model}/seed{seed}"
 
 
-def attractor_model_names():
-    study = config.get("attractor_study")
-    if not study:
-        return []
+def attractor_model_names(study):
     return [f"{m}-L{k}" for m in study["models"] for k in study["latent_sizes"]]
 
 
-def attractor_runs():
-    study = config.get("attractor_study")
-    if not study:
-        return []
-    return [
-        run_dir(system, model, seed)
-        for system in study["systems"]
-        for model in attractor_model_names()
-        for seed in study["seeds"]
-    ]
-
-
-def nlb_binned_names():
-    study = config.get("nlb_study")
-    if not study:
-        return []
+def nlb_binned_names(study):
     return [f"{d}_{b}ms" for d in study["datasets"] for b in study["bin_sizes_ms"]]
 
 
-def nlb_runs():
-    study = config.get("nlb_study")
-    if not study:
-        return []
-    return [
-        run_dir(dataset, model, seed)
-        for dataset in nlb_binned_names()
-        for model in study["models"]
-        for seed in study["seeds"]
-    ]
-
-
-def sbtt_datasets():
+def sbtt_datasets(study):
     """The SBTT study's masked datasets, <dataset>_bw<bandwidth> (mask_bandwidth makes them)."""
-    study = config.get("sbtt_study")
-    if not study:
-        return []
     return [
         f"{dataset}_bw{bandwidth}"
         for dataset in study["datasets"]
@@ -130,51 +97,41 @@ def sbtt_datasets():
     ]
 
 
-def sbtt_runs():
-    study = config.get("sbtt_study")
+def pretraining_models(study):
+    """SBTT from scratch and adapted from n pretrained full trials (<model>-P<n>)."""
+    return [study["model"], *(f"{study['model']}-P{n}" for n in study["full_trials"])]
+
+
+# Each study's runs are every dataset x model x seed: its datasets and its models, from its config section.
+STUDY_DESIGNS = {
+    "attractor_study": (itemgetter("systems"), attractor_model_names),
+    "synthetic_study": (itemgetter("datasets"), itemgetter("models")),
+    "nlb_study": (nlb_binned_names, itemgetter("models")),
+    "sbtt_study": (sbtt_datasets, itemgetter("models")),
+    "sbtt_pretraining_study": (
+        lambda study: [f"{study['dataset']}_bw{b}" for b in study["bandwidths"]],
+        pretraining_models,
+    ),
+    "two_photon_study": (
+        lambda study: [
+            f"two_photon_{resolution}" for resolution in study["resolutions"]
+        ],
+        itemgetter("models"),
+    ),
+}
+
+
+def study_runs(name):
+    """The run directories of study `name`; none when it is off (null or absent)."""
+    study = config.get(name)
     if not study:
         return []
+    datasets, models = STUDY_DESIGNS[name]
     return [
         run_dir(dataset, model, seed)
-        for dataset in sbtt_datasets()
-        for model in study["models"]
+        for dataset in datasets(study)
+        for model in models(study)
         for seed in study["seeds"]
-    ]
-
-
-def sbtt_pretraining_runs():
-    """SBTT from scratch and adapted from n pretrained full trials (<model>-P<n>), per bandwidth and seed."""
-    study = config.get("sbtt_pretraining_study")
-    if not study:
-        return []
-    models = [study["model"], *(f"{study['model']}-P{n}" for n in study["full_trials"])]
-    return [
-        run_dir(f"{study['dataset']}_bw{bandwidth}", model, seed)
-        for bandwidth in study["bandwidths"]
-        for model in models
-        for seed in study["seeds"]
-    ]
-
-
-def two_photon_runs():
-    study = config.get("two_photon_study")
-    if not study:
-        return []
-    return [
-        run_dir(f"two_photon_{resolution}", model, seed)
-        for resolution in study["resolutions"]
-        for model in study["models"]
-        for seed in study["seeds"]
-    ]
-
-
-def trajectory_runs(system):
-    """Runs drawn in the trajectory and eigenvalue figures: first seed, chosen latent sizes."""
-    study = config["attractor_study"]
-    return [
-        run_dir(system, f"{m}-L{k}", study["seeds"][0])
-        for m in study["models"]
-        for k in study["trajectory_latent_sizes"]
     ]
 
 
@@ -206,57 +163,43 @@ def sbtt_figures():
     return [name for name, on in wanted.items() if on]
 
 
-def synthetic_runs():
-    """Models compared on synthetic binned datasets with true rates (NDT vs LFADS vs smoothing)."""
-    study = config.get("synthetic_study")
-    if not study:
-        return []
-    return [
-        run_dir(dataset, model, seed)
-        for dataset in study["datasets"]
-        for model in study["models"]
-        for seed in study["seeds"]
-    ]
+def studies_with_runs():
+    """Studies that are on (not null) and name at least one run; only they have tables and figures."""
+    return [study for study in STUDY_DESIGNS if study_runs(study)]
 
 
-STUDY_RUNS = {
-    "attractor_study": attractor_runs,
-    "synthetic_study": synthetic_runs,
-    "nlb_study": nlb_runs,
-    "sbtt_study": sbtt_runs,
-    "sbtt_pretraining_study": sbtt_pretraining_runs,
-    "two_photon_study": two_photon_runs,
+# Per-run figures a kind may offer (kind.yaml `figures`): figure -> (plot_figure.py subcommand, whether it
+# reads the run's binned dataset).
+RUN_FIGURES = {
+    "training_curves": ("training-curves", False),
+    "lfads_factors": ("factors", True),
+    "lfads_rates": ("rates-vs-truth", True),
+    "lfads_inputs": ("inferred-inputs", True),
 }
 
 
-def studies_with_runs():
-    """Studies that are on (not null) and name at least one run; only they have tables and figures."""
-    return [study for study, runs in STUDY_RUNS.items() if runs()]
-
-
 def nlb_run_figures():
-    """Per-run figures of the NLB study's first seed: training curves of gradient-trained kinds and, for
-    LFADS, factors, rates against the truth (simulated datasets) and inferred inputs (co_dim > 0).
-    """
+    """Per-run figures of the NLB study's first seed: those each model's kind offers for its params on
+    that dataset (true rates: simulated datasets only)."""
     study = config.get("nlb_study")
     if not study or not study["seeds"]:
         return []
     targets = []
-    for dataset in nlb_binned_names():
+    for dataset in nlb_binned_names(study):
         simulated = re.sub(r"_[0-9]+ms$", "", dataset) in SIMULATED_NWB
         for model in study["models"]:
             params = model_params(model, dataset)
-            lfads = params["kind"] == "lfads"
-            figures = {
-                "training_curves": get_kind(params["kind"]).gradient_trained,
-                "lfads_factors": lfads,
-                "lfads_rates": lfads and simulated,
-                "lfads_inputs": lfads and params.get("co_dim", 0) > 0,
-            }
+            figures = get_kind(params["kind"]).run_figures(
+                params, has_true_rates=simulated
+            )
+            unknown = [figure for figure in figures if figure not in RUN_FIGURES]
+            if unknown:
+                raise ValueError(
+                    f"model kind '{params['kind']}': kind.yaml figures {unknown} are not per-run figures"
+                    f" the workflow draws ({', '.join(RUN_FIGURES)})"
+                )
             targets += [
-                f"results/figures/{figure}_{dataset}_{model}.png"
-                for figure, wanted in figures.items()
-                if wanted
+                f"results/figures/{figure}_{dataset}_{model}.png" for figure in figures
             ]
     return targets
 
@@ -265,12 +208,6 @@ def latency_models():
     """The latency study's models (config name -> params, defaults filled); none when it is off."""
     study = config.get("latency_study") or {}
     return {name: MODELS[name] for name in study.get("models", [])}
-
-
-def latency_settings():
-    """How the latency study times: its section without the model list and the job's GPUs."""
-    study = config["latency_study"]
-    return {key: value for key, value in study.items() if key not in ("models", "gpu")}
 
 
 def all_targets():
@@ -308,42 +245,3 @@ def all_targets():
     if latency_models():  # no runs: timed models are built, not trained
         targets.append("results/figures/ndt_latency.png")
     return targets
-
-
-def nwb_inputs(wildcards):
-    """What binning `dataset` reads: a simulated NWB and its truth, a user's NWB files, or a download."""
-    name = wildcards.dataset
-    if name in SIMULATED_NWB:
-        return {
-            "nwb": f"results/data/nwb/{name}/{name}.nwb",
-            "truth": f"results/data/nwb/{name}/{name}_truth.h5",
-        }
-    if name in config["user_datasets"]:
-        return {"nwb": config["user_datasets"][name]["nwb"]}
-    if name in config["nlb_sources"]:
-        return {"manifest": f"results/data/nwb/{name}/manifest.json"}
-    raise ValueError(
-        f"config: nlb_study.datasets: '{name}' is neither an NLB source, a user dataset nor simulated"
-    )
-
-
-def nwb_arguments(wildcards, input):
-    """bin_nwb.py's source and spec arguments for `dataset`."""
-    name = wildcards.dataset
-    if name in SIMULATED_NWB:
-        return f"--nwb {shlex.quote(input.nwb)} --truth {shlex.quote(input.truth)} --spec mc_maze"
-    if name in config["user_datasets"]:
-        spec = {k: v for k, v in config["user_datasets"][name].items() if k != "nwb"}
-        spec["bin_ms"] = [int(wildcards.bin_ms)]
-        return f"--nwb {shlex.join(input.nwb)} --spec-json {json_arg(spec)}"
-    return f"--manifest {shlex.quote(input.manifest)}"
-
-
-def test_targets_argument(wildcards):
-    """In the NLB test phase, score against the public test-split ground truth when configured."""
-    study = config.get("nlb_study") or {}
-    if study.get("phase") != "test" or not study.get("test_targets"):
-        return ""
-    if re.sub(r"_[0-9]+ms$", "", wildcards.dataset) not in config["nlb_sources"]:
-        return ""
-    return f"--test-targets {shlex.quote(study['test_targets'])}"

@@ -1,6 +1,9 @@
 # Score each run and gather the scores into one table per study.
 
 
+include: "evaluate_helpers.smk"
+
+
 rule evaluate:
     input:
         data="results/data/binned/{dataset}.h5",
@@ -28,9 +31,7 @@ localrules:
 
 rule collect_metrics:
     input:
-        lambda wildcards: [
-            f"{run}/metrics.json" for run in STUDY_RUNS[wildcards.study]()
-        ],
+        lambda wildcards: [f"{run}/metrics.json" for run in study_runs(wildcards.study)],
     output:
         report(
             "results/tables/{study}.csv",

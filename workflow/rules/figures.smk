@@ -2,6 +2,9 @@
 # Figures are light, so they run on the submitting host.
 
 
+include: "figures_helpers.smk"
+
+
 localrules:
     figure_example_data,
     figure_metric_vs_latent,
@@ -132,8 +135,10 @@ rule figure_nlb_metrics:
         "../../envs/plot.yaml"
     params:
         script=f"{SCRIPTS}/plot_figure.py",
+        colours=lambda wildcards: model_colours("nlb_study"),
     shell:
-        "python {params.script:q} nlb-metrics --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+        "python {params.script:q} nlb-metrics --table {input:q} --colours {params.colours}"
+        " --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_synthetic_rate_r2:
@@ -152,9 +157,10 @@ rule figure_synthetic_rate_r2:
         "../../envs/plot.yaml"
     params:
         script=f"{SCRIPTS}/plot_figure.py",
+        colours=lambda wildcards: model_colours("synthetic_study"),
     shell:
         "python {params.script:q} nlb-metrics --metrics rate_r2 --table {input:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --colours {params.colours} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_latency:
@@ -173,118 +179,44 @@ rule figure_latency:
         "../../envs/plot.yaml"
     params:
         script=f"{SCRIPTS}/plot_figure.py",
+        colours=lambda wildcards: model_colours("latency_study"),
+        goal_kinds=lambda wildcards: " ".join(latency_kinds()),
     shell:
-        "python {params.script:q} latency --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+        "python {params.script:q} latency --table {input:q} --colours {params.colours}"
+        " --goal-kinds {params.goal_kinds} --out {output.png:q} > {log:q} 2>&1"
 
 
-# Per-run figures of the NLB study's first seed (targets: nlb_run_figures in common.smk). Dataset
-# names end in _<bin>ms, which splits "<dataset>_<model>" where both hold underscores.
+# Per-run figures of the NLB study's first seed (RUN_FIGURES, targets: nlb_run_figures in common.smk).
+# Dataset names end in _<bin>ms, which splits "<figure>_<dataset>_<model>" where all hold underscores.
 
 
 localrules:
-    figure_lfads_rates,
-    figure_lfads_factors,
-    figure_lfads_inputs,
-    figure_training_curves,
+    figure_per_run,
 
 
-rule figure_lfads_rates:
+rule figure_per_run:
     input:
-        data="results/data/binned/{dataset}.h5",
-        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
+        unpack(run_figure_inputs),
     output:
         png=report(
-            "results/figures/lfads_rates_{dataset}_{model}.png",
+            "results/figures/{figure}_{dataset}_{model}.png",
             category="Neural Latents Benchmark",
             subcategory="{dataset}",
-            caption="../report/lfads_rates.rst",
+            caption="../report/run_figure.rst",
         ),
-        pdf="results/figures/lfads_rates_{dataset}_{model}.pdf",
+        pdf="results/figures/{figure}_{dataset}_{model}.pdf",
     log:
-        "results/logs/figures/lfads_rates_{dataset}_{model}.log",
+        "results/logs/figures/{figure}_{dataset}_{model}.log",
     wildcard_constraints:
+        figure="|".join(RUN_FIGURES),
         dataset=r"[a-z0-9_]*_[0-9]+ms",
     conda:
         "../../envs/plot.yaml"
     params:
         script=f"{SCRIPTS}/plot_figure.py",
+        arguments=run_figure_arguments,
     shell:
-        "python {params.script:q} lfads-rates --data {input.data:q} --output {input.output:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_lfads_factors:
-    input:
-        data="results/data/binned/{dataset}.h5",
-        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
-    output:
-        png=report(
-            "results/figures/lfads_factors_{dataset}_{model}.png",
-            category="Neural Latents Benchmark",
-            subcategory="{dataset}",
-            caption="../report/lfads_factors.rst",
-        ),
-        pdf="results/figures/lfads_factors_{dataset}_{model}.pdf",
-    log:
-        "results/logs/figures/lfads_factors_{dataset}_{model}.log",
-    wildcard_constraints:
-        dataset=r"[a-z0-9_]*_[0-9]+ms",
-    conda:
-        "../../envs/plot.yaml"
-    params:
-        script=f"{SCRIPTS}/plot_figure.py",
-    shell:
-        "python {params.script:q} lfads-factors --data {input.data:q} --output {input.output:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_lfads_inputs:
-    input:
-        data="results/data/binned/{dataset}.h5",
-        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
-    output:
-        png=report(
-            "results/figures/lfads_inputs_{dataset}_{model}.png",
-            category="Neural Latents Benchmark",
-            subcategory="{dataset}",
-            caption="../report/lfads_inputs.rst",
-        ),
-        pdf="results/figures/lfads_inputs_{dataset}_{model}.pdf",
-    log:
-        "results/logs/figures/lfads_inputs_{dataset}_{model}.log",
-    wildcard_constraints:
-        dataset=r"[a-z0-9_]*_[0-9]+ms",
-    conda:
-        "../../envs/plot.yaml"
-    params:
-        script=f"{SCRIPTS}/plot_figure.py",
-    shell:
-        "python {params.script:q} lfads-inputs --data {input.data:q} --output {input.output:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
-
-
-rule figure_training_curves:
-    input:
-        output=lambda w: f"{run_dir(w.dataset, w.model, config['nlb_study']['seeds'][0])}/output.h5",
-    output:
-        png=report(
-            "results/figures/training_curves_{dataset}_{model}.png",
-            category="Neural Latents Benchmark",
-            subcategory="{dataset}",
-            caption="../report/training_curves.rst",
-        ),
-        pdf="results/figures/training_curves_{dataset}_{model}.pdf",
-    log:
-        "results/logs/figures/training_curves_{dataset}_{model}.log",
-    wildcard_constraints:
-        dataset=r"[a-z0-9_]*_[0-9]+ms",
-    conda:
-        "../../envs/plot.yaml"
-    params:
-        script=f"{SCRIPTS}/plot_figure.py",
-    shell:
-        "python {params.script:q} training-curves --output {input.output:q}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        "python {params.script:q} {params.arguments} --out {output.png:q} > {log:q} 2>&1"
 
 
 # SBTT (Zhu et al. 2021): metrics against the dropped fraction of channels (SBTT_FIGURES in common.smk),

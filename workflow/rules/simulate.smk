@@ -1,5 +1,7 @@
 # Synthetic datasets with ground truth. Quick, so they run on the submitting host.
 
+ATTRACTOR_SYSTEMS = ["lorenz", "rossler", "arneodo"]
+
 
 localrules:
     simulate_attractor,

@@ -1,7 +1,12 @@
-# Train one model on one dataset with one seed. Every model kind goes through this rule.
+# Train one model on one dataset with one seed, then predict from it: two jobs, so that a prediction
+# that fails or is killed (a time limit during posterior sampling, a full disk) reruns alone and never
+# discards the trained model. Every model kind goes through these rules.
 # model.pt (the fitted model) is declared, so --forcerun and --delete-all-output remove it; the
-# resumable state of a killed job (training/) is not, so a rerun of the same run resumes from it.
+# resumable state of a killed training job (training/) is not, so a rerun of the same run resumes from it.
 # A model named <model>-P<n> starts from the weights of <model> pretrained on n fully observed trials.
+
+
+include: "train_helpers.smk"
 
 
 rule train:
@@ -9,7 +14,6 @@ rule train:
         data="results/data/binned/{dataset}.h5",
         pretrained=pretrained_weights,
     output:
-        output="results/runs/{dataset}/{model}/seed{seed}/output.h5",
         model="results/runs/{dataset}/{model}/seed{seed}/model.pt",
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
@@ -17,23 +21,43 @@ rule train:
         "../../envs/train.yaml"
     threads: config["threads"]
     resources:
-        gpu=lambda wildcards: train_resource(wildcards.model, wildcards.dataset, "gpu"),
-        mem_mb=lambda wildcards: train_resource(
-            wildcards.model, wildcards.dataset, "mem_mb"
-        ),
-        runtime=lambda wildcards: train_resource(
-            wildcards.model, wildcards.dataset, "runtime"
-        ),
+        **RUN_RESOURCES,
     params:
-        script=f"{SCRIPTS}/train.py",
+        script=f"{SCRIPTS}/run_model.py",
+        # prediction-only settings (posterior samples) are left out: changing them reruns `predict` alone
+        model=lambda wildcards: json_arg(
+            training_params(wildcards.model, wildcards.dataset)
+        ),
+        device=config["device"],
+        init=lambda wildcards, input: init_argument(input.pretrained),
+    shell:
+        "python {params.script:q} train --data {input.data:q} --model-name {wildcards.model}"
+        " --model {params.model} --seed {wildcards.seed} --device {params.device} {params.init}"
+        " --threads {threads} --out {output.model:q} > {log:q} 2>&1"
+
+
+rule predict:
+    input:
+        data="results/data/binned/{dataset}.h5",
+        pretrained=pretrained_weights,
+        model="results/runs/{dataset}/{model}/seed{seed}/model.pt",
+    output:
+        "results/runs/{dataset}/{model}/seed{seed}/output.h5",
+    log:
+        "results/logs/predict/{dataset}/{model}/seed{seed}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: config["threads"]
+    resources:
+        **RUN_RESOURCES,
+    params:
+        script=f"{SCRIPTS}/run_model.py",
         model=lambda wildcards: json_arg(
             model_params(wildcards.model, wildcards.dataset)
         ),
         device=config["device"],
-        init=lambda wildcards, input: (
-            f"--init-from {shlex.quote(input.pretrained)}" if input.pretrained else ""
-        ),
+        init=lambda wildcards, input: init_argument(input.pretrained),
     shell:
-        "python {params.script:q} --data {input.data:q} --model-name {wildcards.model}"
+        "python {params.script:q} predict --data {input.data:q} --model-name {wildcards.model}"
         " --model {params.model} --seed {wildcards.seed} --device {params.device} {params.init}"
-        " --threads {threads} --out {output.output:q} > {log:q} 2>&1"
+        " --threads {threads} --trained {input.model:q} --out {output:q} > {log:q} 2>&1"

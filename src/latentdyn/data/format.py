@@ -65,8 +65,59 @@ def read_binned(path, keys=None):
                 arrays[name] = [node[str(i)][()] for i in range(len(node))]
             else:
                 arrays[name] = node[()]
+    check_layout(arrays, path)
     check_observed(arrays, path)
     return arrays, attrs
+
+
+SPIKES_KEY = re.compile(r"^(?P<split>[a-z]+)_spikes_(?P<units>heldin|heldout)(?P<forward>_forward)?$")
+
+
+def check_layout(arrays, path):
+    """Reject spike arrays that break docs/formats.md before any model sees them: each numeric and
+    (trials, bins, units); a unit group's count equal across splits and windows; within a split one
+    trial count; the window's and the forward window's bins equal across unit groups and splits."""
+    spikes = {key: SPIKES_KEY.match(key) for key in arrays}
+    spikes = {key: match for key, match in spikes.items() if match}
+    for key in spikes:
+        value = np.asarray(arrays[key])
+        if value.dtype.kind not in "biuf":
+            raise InputError(path, key, f"dtype {value.dtype} is not numeric; spike arrays hold counts (NaN = unobserved)")
+        if value.ndim != 3:
+            raise InputError(path, key, f"rank {value.ndim} (shape {value.shape}); expected 3: (trials, bins, units)")
+    first_seen = {}  # (axis, what it must agree on) -> the first key that set it
+    for key, match in sorted(spikes.items(), key=lambda item: _reading_order(item[0])):
+        shape = np.shape(arrays[key])
+        agreements = (
+            (2, ("units", match["units"]), "units"),
+            (0, ("trials", match["split"]), "trials"),
+            (1, ("bins", match["forward"] or ""), "forward bins" if match["forward"] else "bins"),
+        )
+        for axis, what, name in agreements:
+            reference = first_seen.setdefault(what, key)
+            expected = np.shape(arrays[reference])[axis]
+            if shape[axis] != expected:
+                raise InputError(path, key, f"{shape[axis]} {name}, but {reference} has {expected}")
+
+
+def _reading_order(key):
+    """train_spikes_heldin first, so a mismatch is reported on the array that differs from it."""
+    return (key != "train_spikes_heldin", not key.startswith("train_"), key)
+
+
+def check_counts(arrays, path):
+    """Reject spike arrays a count likelihood cannot score: negative or non-integer entries (NaN, meaning
+    unobserved, is fine). Continuous data (calcium ΔF/F under a Gaussian) is not checked."""
+    for key in sorted(arrays):
+        if not SPIKES_KEY.match(key):
+            continue
+        value = np.asarray(arrays[key], dtype=np.float64)
+        observed = value[~np.isnan(value)]
+        if np.any(observed < 0):
+            raise InputError(path, key, f"negative spike counts (minimum {observed.min():g}); a count likelihood needs counts >= 0")
+        if np.any(observed != np.round(observed)):
+            raise InputError(path, key, "non-integer spike counts; a count likelihood needs whole counts"
+                                        " (for continuous data such as calcium ΔF/F use a Gaussian likelihood)")
 
 
 def check_observed(arrays, path):

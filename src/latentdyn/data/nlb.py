@@ -68,6 +68,11 @@ def make_binned_tensors(nwb_paths, spec: DatasetSpec, bin_ms: int, phase: str, t
              0 if rec.heldout is None else len(rec.heldout.unit_ids), rec.n_ms / 1000,
              ", ".join(map(str, rec.paths)))
     train, evaluation = (_Split(rec, spec, rows, bin_ms, n_bins) for rows in _split_rows(rec, phase))
+    for name, split in (("train", train), ("eval", evaluation)):
+        if not len(split.rows):
+            raise InputError(rec.paths[0], spec.window.align_field,
+                             f"no {name} trial has a model-input window with data (alignment missing or outside"
+                             " the recording); nothing to bin")
     with_targets = phase == "val"
     arrays = {"train_trial_ids": train.rows, "eval_trial_ids": evaluation.rows}
 
@@ -476,3 +481,7 @@ def _require_trial_fields(rec, spec):
         needs.setdefault(spec.jitter.field, "to draw the training-window jitter")
     for field, purpose in needs.items():
         rec.require_trial_field(field, purpose)
+    aligned_by = {window.align_field for window in (spec.window, spec.target_window, spec.psth_window) if window}
+    for field in sorted(aligned_by):
+        if not rec.trial_time_ns(field)[1].any():
+            raise InputError(rec.paths[0], field, f"NaN (or not a time) in every trial; needed {needs[field]}")

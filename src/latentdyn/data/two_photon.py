@@ -176,8 +176,3 @@ def make_two_photon_datasets(n_conditions=40, trials_per_condition=20, train_fra
             "source": f"latentdyn.data.two_photon seed={seed}, frame bins",
         }),
     }
-
-
-def make_two_photon_dataset(resolution="subframe", **params):
-    """One resolution ("subframe" or "frame") of `make_two_photon_datasets(**params)`: (arrays, attrs)."""
-    return make_two_photon_datasets(**params)[resolution]

@@ -1,10 +1,12 @@
 """Figures of Sedler, Versteeg & Pandarinath 2023 (figure numbers as in the paper)."""
 
 import numpy as np
-import pandas as pd
 
-from latentdyn.plots.common import model_color, plt
+from latentdyn.plots.common import plt
 
+# The attractor study's models by config name (both of the sequential autoencoder kind) and the truth
+COLOURS = {"gru": "tab:blue", "node": "tab:orange", "truth": "black"}
+OTHER_COLOUR = "tab:green"
 METRIC_LABELS = {"nll": "Poisson NLL per bin", "rate_r2": "rate R²", "state_r2": "state R² (true → inferred)"}
 
 
@@ -34,7 +36,7 @@ def plot_metric_vs_latent(table, metric):
     for ax, system in zip(axes[0], systems):
         for family, rows in table[table["dataset"] == system].groupby("family"):
             stats = rows.groupby("latent_size")[metric].agg(["mean", "std"]).fillna(0.0)
-            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=family.upper(), color=model_color(family))
+            ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], marker="o", capsize=3, label=family.upper(), color=_colour(family))
         sizes = sorted(table["latent_size"].unique())
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(int(k)) for k in sizes])
@@ -65,7 +67,7 @@ def plot_latent_trajectories(data, runs, system, n_trials=20):
         project = _projection(latents)
         ax = fig.add_subplot(1, len(panels), i, projection="3d")
         for trial in project(latents):
-            ax.plot(*trial.T, color=model_color(name), lw=0.6, alpha=0.7)
+            ax.plot(*trial.T, color=_colour(name), lw=0.6, alpha=0.7)
         if len(points):
             ax.scatter(*project(points).T, marker="x", s=60, color="red", depthshade=False)
         ax.set_title(f"{system}: {name}\n{len(points)} fixed point{'' if len(points) == 1 else 's'}", fontsize=9)
@@ -81,12 +83,13 @@ def plot_fixed_point_eigenvalues(data, runs, system):
         ax.plot(circle.real, circle.imag, color="0.7", lw=0.8)
         ax.scatter(truth.real, truth.imag, marker="o", facecolors="none", edgecolors="black", label="truth")
         if eigvals.size:
-            ax.scatter(eigvals.real.ravel(), eigvals.imag.ravel(), marker="x", color=model_color(name), label=name)
+            ax.scatter(eigvals.real.ravel(), eigvals.imag.ravel(), marker="x", color=_colour(name), label=name)
         ax.set(title=f"{system}: {name}", xlabel="Re λ", ylabel="Im λ", aspect="equal")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
 
-def load_table(path):
-    return pd.read_csv(path)
+def _colour(model_name):
+    """The colour of an attractor study model, `<name>[-L<k>]`, or of the truth."""
+    return COLOURS.get(model_name.split("-L")[0], OTHER_COLOUR)

@@ -9,19 +9,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from latentdyn.io import atomic_path  # noqa: E402
 
-MODEL_COLORS = {
-    "gru": "tab:blue",
-    "node": "tab:orange",
-    "smoothing": "tab:gray",
-    "lfads": "tab:red",
-    "ndt": "tab:purple",
-    "truth": "black",
-}
-
-
-def model_color(model_name):
-    return MODEL_COLORS.get(model_name.split("-L")[0], "tab:green")
-
 
 def save_figure(fig, png_path):
     """Save `fig` as `png_path` and as the PDF beside it."""

@@ -3,15 +3,16 @@ throughput against the number of bins, one line per model and variant (metrics/l
 
 from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, StrMethodFormatter
 
-from latentdyn.metrics.latency_goal import FAST_KIND, GOAL_BINS, GOAL_MS_PER_TRIAL, SLOW_KIND, goal_check
-from latentdyn.plots.common import model_color, plt
+from latentdyn.metrics.latency_goal import GOAL_BINS, GOAL_MS_PER_TRIAL, goal_check
+from latentdyn.plots.common import plt
 
 VARIANT_STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1))]
 
 
-def plot_latency(table):
+def plot_latency(table, colours, fast, slow):
     """Left: ms per trial at batch 1 (log scale) with the 1 ms goal; right: trials per second at the batch
-    size. The title names the device and the speed-up of NDT over LFADS at GOAL_BINS bins."""
+    size, each model in `colours[model]`. The title names the device and the speed-up of the goal kind
+    `fast` over the baseline kind `slow` (NDT over LFADS; kinds.latency_kinds) at GOAL_BINS bins."""
     if table.empty:
         raise ValueError("the latency table has no rows to draw")
     variants = dict.fromkeys(table["variant"])
@@ -19,13 +20,13 @@ def plot_latency(table):
     fig, (per_trial, throughput) = plt.subplots(1, 2, figsize=(11, 4))
     for (model, variant), rows in table.groupby(["model", "variant"], sort=False):
         rows = rows.sort_values("bins")
-        color = model_color(rows["kind"].iloc[0])
-        style = dict(color=color, ls=styles[variant], marker="o", ms=4, label=f"{model}, {variant}")
+        style = dict(color=colours[model], ls=styles[variant], marker="o", ms=4, label=f"{model}, {variant}")
         per_trial.plot(rows["bins"], rows["ms_per_trial"], **style)
         throughput.plot(rows["bins"], rows["trials_per_s"], **style)
     per_trial.axhline(GOAL_MS_PER_TRIAL, color="0.6", lw=0.8, ls="--", zorder=0)
-    per_trial.annotate(f"goal on a GPU: NDT <= {GOAL_MS_PER_TRIAL:g} ms", (0.02, GOAL_MS_PER_TRIAL),
-                       xycoords=("axes fraction", "data"), ha="left", va="bottom", fontsize=7, color="0.4")
+    goal = f"goal on a GPU: {fast.upper()} <= {GOAL_MS_PER_TRIAL:g} ms"
+    per_trial.annotate(goal, (0.02, GOAL_MS_PER_TRIAL), xycoords=("axes fraction", "data"), ha="left", va="bottom",
+                       fontsize=7, color="0.4")
     per_trial.set_ylabel("ms per trial (batch 1)")
     throughput.set_ylabel(f"trials per second (batch {', '.join(str(b) for b in table['batch'].unique())})")
     bins = sorted(table["bins"].unique())
@@ -40,20 +41,20 @@ def plot_latency(table):
         ax.set_xlabel("bins")
         ax.grid(True, which="major", color="0.9")
     throughput.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside: lines stay visible
-    fig.suptitle(_title(table), fontsize=10)
+    fig.suptitle(_title(table, fast, slow), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _title(table):
+def _title(table, fast_kind, slow_kind):
     """The device, and the speed-up of the goal check when the table has both kinds at GOAL_BINS bins."""
     devices = ", ".join(table["device"].unique())
-    summary = goal_check(table.to_dict("records"))
+    summary = goal_check(table.to_dict("records"), fast_kind, slow_kind)
     if not summary:
         return f"Inference latency on {devices}"
-    fast, slow = summary[FAST_KIND], summary[SLOW_KIND]
+    fast, slow = summary[fast_kind], summary[slow_kind]
     return (
         f"Inference latency on {devices}\nat {GOAL_BINS} bins, batch 1: {fast['model']} {fast['ms_per_trial']:.3g} ms "
         f"({fast['variant']}), {slow['model']} {slow['ms_per_trial']:.3g} ms ({slow['variant']}): "
-        f"NDT {summary['speedup']:.1f}x faster"
+        f"{fast_kind.upper()} {summary['speedup']:.1f}x faster"
     )

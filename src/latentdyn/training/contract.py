@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
+from latentdyn.training.device import resolve_device
+
 
 @dataclass
 class Batch:
@@ -41,6 +43,9 @@ class Batch:
         return ~torch.isnan(self.target)
 
     def to(self, device):
+        """The batch on `device` ('auto' allowed)."""
+        device = resolve_device(device)
+
         def move(value):
             if isinstance(value, torch.Tensor):
                 return value.to(device, non_blocking=True)
@@ -72,6 +77,10 @@ class Progress:
 
     epoch: int
     total_epochs: int
+    epoch_tensor: torch.Tensor | None = None
+    """The epoch as a device tensor, given by the CUDA-graphed step (training/steps.py) so that ramps
+    computed from it stay correct inside the captured graph, where the int `epoch` would stay at its
+    value at capture. None on the eager path, where ramps use `epoch`."""
 
 
 @dataclass

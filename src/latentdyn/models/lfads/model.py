@@ -15,13 +15,12 @@ presets use none).
 """
 
 from dataclasses import dataclass
+from functools import partial
 
-import numpy as np
 import torch
 from torch import nn
 
-from latentdyn.config import ConfigError
-from latentdyn.data.prepare import split_rates
+from latentdyn.errors import ConfigError
 from latentdyn.models import augmentations
 from latentdyn.models.lfads.decoder import Decoder, DecoderOutput
 from latentdyn.models.lfads.distributions import Readout, make_distribution
@@ -29,6 +28,7 @@ from latentdyn.models.lfads.encoders import ControllerInputEncoder, InitialCondi
 from latentdyn.models.lfads.generators import ClippedGRUGenerator, NeuralODEGenerator
 from latentdyn.models.lfads.layers import apply_dropout
 from latentdyn.models.lfads.priors import AutoregressivePrior, NormalPrior
+from latentdyn.models.prediction import predict_in_chunks
 from latentdyn.training.contract import StepResult
 
 STATE_LATENT = "gen_states"  # the generator state is LFADS's dynamical state
@@ -164,7 +164,7 @@ class LFADS(nn.Module):
             "kl_co": self._zero() if self.co_prior is None else self.co_prior.kl(output.decoded.co_mean, output.decoded.co_std),
             "l2": self.l2_penalty(),
         }
-        epoch = getattr(progress, "epoch_tensor", None)
+        epoch = progress.epoch_tensor
         epoch = torch.tensor(float(progress.epoch)) if epoch is None else epoch
         w = self.weights
         terms["kl_ramp"], terms["l2_ramp"] = w.kl_ramp(epoch), w.l2_ramp(epoch)
@@ -259,7 +259,6 @@ def build(params, shapes):
     return model
 
 
-@torch.no_grad()
 def predict(model, prepared, params, device):
     """Rates and latents of every split: posterior means averaged over `posterior_samples` draws.
 
@@ -268,20 +267,9 @@ def predict(model, prepared, params, device):
     ran it out of memory). With 0 samples the posterior means are decoded instead. Latents over bins
     cover the window (the output format's bins); rates cover the forward bins too.
     """
-    model.to(device).eval()
-    n_samples, shapes = params["posterior_samples"], prepared.shapes
-    chunk = max(1, PREDICT_ROWS // max(n_samples, 1))
-    outputs = {}
-    for split, arrays in prepared.splits.items():
-        parts = [
-            _posterior_average(model, rows.to(device), n_samples) for rows in torch.as_tensor(arrays.encoder_input).split(chunk)
-        ]
-        merged = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
-        outputs.update(split_rates(merged.pop("rates"), shapes, split))
-        for name, value in merged.items():
-            if value.shape[-1]:
-                outputs[f"latents/{split}_{name}"] = value[:, : shapes.n_bins] if value.ndim == 3 else value
-    return outputs
+    n_samples = params["posterior_samples"]
+    average = partial(_posterior_average, n_samples=n_samples, n_bins=prepared.shapes.n_bins)
+    return predict_in_chunks(model, prepared, device, average, max(1, PREDICT_ROWS // max(n_samples, 1)))
 
 
 def infer_rates(model, encoder_input):
@@ -291,21 +279,29 @@ def infer_rates(model, encoder_input):
     return model.distribution.mean(output.params).clamp_min(0.0)
 
 
-def _posterior_average(model, encoder_input, n_samples):
+def _posterior_average(model, encoder_input, ext_input, n_samples, n_bins):
+    """Rates and latents averaged over `n_samples` posterior draws per trial (0: the means decoded once),
+    the generator driven by the trials' external inputs as in training; latents over bins cut to the
+    window."""
     ic_mean, ic_std, ci = model.encode(augmentations.unobserved_as_zero(encoder_input))
     sample = n_samples > 0
     repeats = max(n_samples, 1)
-    if ci is not None:
-        ci = ci.repeat_interleave(repeats, dim=0)
-    output = model.decode(ic_mean.repeat_interleave(repeats, dim=0), ic_std.repeat_interleave(repeats, dim=0), ci, sample=sample)
+
+    def per_draw(value):
+        return None if value is None else value.repeat_interleave(repeats, dim=0)
+
+    output = model.decode(per_draw(ic_mean), per_draw(ic_std), per_draw(ci), per_draw(ext_input), sample=sample)
     decoded = output.decoded
-    per_sample = {
+
+    def average(value):
+        return value.unflatten(0, (-1, repeats)).mean(1)
+
+    return {
         # Gaussian means may be negative; the output format's rates are not.
-        "rates": model.distribution.mean(output.params).clamp_min(0.0),
-        "factors": decoded.factors,
-        STATE_LATENT: decoded.gen_states,
-        "inferred_inputs": decoded.co_mean,
+        "rates": average(model.distribution.mean(output.params).clamp_min(0.0)),
+        "factors": average(decoded.factors)[:, :n_bins],
+        STATE_LATENT: average(decoded.gen_states)[:, :n_bins],
+        "inferred_inputs": average(decoded.co_mean)[:, :n_bins],
+        "ic_mean": ic_mean,
+        "ic_std": ic_std,
     }
-    averaged = {name: value.unflatten(0, (-1, repeats)).mean(1).cpu().numpy() for name, value in per_sample.items()}
-    averaged.update(ic_mean=ic_mean.cpu().numpy(), ic_std=ic_std.cpu().numpy())
-    return averaged

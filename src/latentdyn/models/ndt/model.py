@@ -16,15 +16,14 @@ ramp reads `progress.epoch_tensor` when the trainer provides it, and nothing cal
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
-from latentdyn.config import ConfigError
-from latentdyn.data.prepare import split_rates
+from latentdyn.errors import ConfigError
 from latentdyn.models.components import poisson_nll
 from latentdyn.models.ndt.encoder import Encoder, sinusoidal_positions
 from latentdyn.models.ndt.masking import BinMasking, MaskingSettings
+from latentdyn.models.prediction import predict_in_chunks
 from latentdyn.training.contract import StepResult
 
 PREDICT_ROWS = 1024  # trials run at once in `predict`
@@ -66,7 +65,7 @@ class NDT(nn.Module):
         return self(self.tokens(torch.nan_to_num(encoder_input, nan=0.0)))
 
     def training_step(self, batch, progress):
-        epoch = getattr(progress, "epoch_tensor", None)
+        epoch = progress.epoch_tensor
         epoch = torch.tensor(float(progress.epoch)) if epoch is None else epoch
         corrupted, masked_bins = self.masking(torch.nan_to_num(batch.encoder_input, nan=0.0), epoch)
         log_rates, _ = self(self.tokens(corrupted))
@@ -138,18 +137,16 @@ def build(params, shapes):
     )
 
 
-@torch.no_grad()
 def predict(model, prepared, params, device):
     """Rates of every split and the final layer's states (what the rates are read from), over the
     window and forward bins: eval mode, nothing masked, held-out units and forward bins zero at the input."""
-    model.to(device).eval()
-    outputs = {}
-    for split, arrays in prepared.splits.items():
-        parts = [model.infer(rows.to(device)) for rows in torch.as_tensor(arrays.encoder_input).split(PREDICT_ROWS)]
-        rates = np.concatenate([log_rates.exp().cpu().numpy() for log_rates, _ in parts])
-        outputs.update(split_rates(rates, prepared.shapes, split))
-        outputs[f"latents/{split}_states"] = np.concatenate([states.cpu().numpy() for _, states in parts])
-    return outputs
+    return predict_in_chunks(model, prepared, device, _rates_and_states, PREDICT_ROWS)
+
+
+def _rates_and_states(model, encoder_input, ext_input):
+    """One pass over a chunk; this kind has no external-input pathway, so `ext_input` is not read."""
+    log_rates, states = model.infer(encoder_input)
+    return {"rates": log_rates.exp(), "states": states}
 
 
 def infer_rates(model, encoder_input):

@@ -15,11 +15,9 @@ to the output; this one cannot, because no entry it scores was in the input. Wit
 channels that copying sets in after ~150 epochs and ordinary validation selects it (README §9).
 """
 
-import numpy as np
 import torch
 from torch import nn
 
-from latentdyn.data.prepare import split_rates
 from latentdyn.models import augmentations
 from latentdyn.models.components import (
     BidirectionalGRUEncoder,
@@ -29,9 +27,11 @@ from latentdyn.models.components import (
     poisson_nll,
     poisson_nll_elementwise,
 )
+from latentdyn.models.prediction import predict_in_chunks
 from latentdyn.training.contract import StepResult
 
 STATE_LATENT = "states"  # the dynamical state, under latents/ in the output
+PREDICT_ROWS = 1024  # trials run at once in `predict`
 
 
 class SequentialAutoencoder(nn.Module):
@@ -108,17 +108,12 @@ def curriculum_weights(n_steps, epoch, curriculum):
     return weights
 
 
-@torch.no_grad()
-def predict(model, prepared, params, device, batch_size=1024):
+def predict(model, prepared, params, device):
     """Rates (spikes per bin) and latent states for every trial of every split, in eval mode."""
-    model.eval()
-    outputs = {}
-    for split, arrays in prepared.splits.items():
-        rates, latents = [], []
-        for batch in torch.as_tensor(arrays.encoder_input).split(batch_size):
-            log_rates, states = model(batch.to(device))
-            rates.append(torch.exp(log_rates).cpu().numpy())
-            latents.append(states.cpu().numpy())
-        outputs.update(split_rates(np.concatenate(rates), prepared.shapes, split))
-        outputs[f"latents/{split}_{STATE_LATENT}"] = np.concatenate(latents)
-    return outputs
+    return predict_in_chunks(model, prepared, device, _rates_and_states, PREDICT_ROWS)
+
+
+def _rates_and_states(model, encoder_input, ext_input):
+    """One pass over a chunk; this kind has no external-input pathway, so `ext_input` is not read."""
+    log_rates, states = model(encoder_input)
+    return {"rates": torch.exp(log_rates), STATE_LATENT: states}

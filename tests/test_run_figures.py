@@ -1,5 +1,6 @@
-"""LFADS and training-curve figures: the plot functions on synthetic arrays, the plot script's
-subcommands on synthetic files (bad input named in one line), and the figures planned by the workflow."""
+"""Per-run figures (rates against the truth, factors, inferred inputs, training curves): the plot functions
+on synthetic arrays, the plot script's subcommands on synthetic files (bad input named in one line), and
+the figures the workflow plans from what each kind offers."""
 
 import importlib.util
 import sys
@@ -10,7 +11,8 @@ import pandas as pd
 import pytest
 
 from latentdyn.data.format import write_binned, write_model_output
-from latentdyn.plots import lfads
+from latentdyn.models.kinds import get_kind
+from latentdyn.plots import run_figures
 from workflow_api import REPO, TINY_CONFIG, run_workflow
 
 BIN_S = 0.02
@@ -39,7 +41,7 @@ def embed(latents, n_factors, seed=1, noise=0.0):
 
 def test_factor_projection_recovers_known_trajectories_up_to_rotation():
     latents = smooth_trajectories(20, 30)
-    projected, explained = lfads.project_factors(embed(latents, 12))
+    projected, explained = run_figures.project_factors(embed(latents, 12))
     centred = (latents - latents.reshape(-1, 3).mean(axis=0)).reshape(-1, 3)
     rotation, *_ = np.linalg.lstsq(centred, projected.reshape(-1, 3), rcond=None)
     np.testing.assert_allclose(centred @ rotation, projected.reshape(-1, 3), atol=1e-8)
@@ -49,7 +51,7 @@ def test_factor_projection_recovers_known_trajectories_up_to_rotation():
 
 def test_factor_projection_keeps_the_top_components_under_small_noise():
     latents = smooth_trajectories(20, 30)
-    projected, explained = lfads.project_factors(embed(latents, 40, noise=0.01))
+    projected, explained = run_figures.project_factors(embed(latents, 40, noise=0.01))
     centred = (latents - latents.reshape(-1, 3).mean(axis=0)).reshape(-1, 3)
     rotation, residual, *_ = np.linalg.lstsq(centred, projected.reshape(-1, 3), rcond=None)
     assert residual.sum() / np.sum(projected**2) < 1e-3
@@ -58,14 +60,14 @@ def test_factor_projection_keeps_the_top_components_under_small_noise():
 
 def test_fewer_than_three_factors_are_padded_with_zeros():
     factors = np.random.default_rng(0).normal(size=(4, 6, 2))
-    projected, explained = lfads.project_factors(factors)
+    projected, explained = run_figures.project_factors(factors)
     assert projected.shape == (4, 6, 3) and np.all(projected[..., 2] == 0) and explained[2] == 0
 
 
 def test_factor_figure_draws_one_trajectory_per_trial_coloured_by_condition():
     factors = embed(smooth_trajectories(9, N_BINS), 8)
     cond_idx = [np.array([0, 1, 2]), np.array([3, 4, 5, 6])]  # trials 7, 8 are in no condition
-    fig = lfads.plot_factor_trajectories(factors, BIN_S, cond_idx, start_ms=WINDOW_MS[0])
+    fig = run_figures.plot_factor_trajectories(factors, BIN_S, cond_idx, start_ms=WINDOW_MS[0])
     space, *time_axes = fig.axes
     assert space.name == "3d" and len(time_axes) == 3
     assert len(space.get_lines()) == 9 and all(len(ax.get_lines()) == 9 for ax in time_axes)
@@ -77,7 +79,7 @@ def test_factor_figure_draws_one_trajectory_per_trial_coloured_by_condition():
 
 def test_factor_figure_without_conditions_uses_one_colour_and_caps_the_trials():
     factors = embed(smooth_trajectories(50, N_BINS), 5)
-    fig = lfads.plot_factor_trajectories(factors, BIN_S, None, max_trials=10)
+    fig = run_figures.plot_factor_trajectories(factors, BIN_S, None, max_trials=10)
     lines = fig.axes[0].get_lines()
     assert len(lines) == 10 and len({line.get_color() for line in lines}) == 1
 
@@ -90,7 +92,7 @@ def test_rates_figure_draws_true_and_inferred_rates_of_the_most_variable_neurons
     true = rng.uniform(0.1, 0.2, (5, N_BINS, 6))
     true[:, :, [1, 4]] += np.sin(np.linspace(0, 3, N_BINS))[None, :, None] + 1  # the two varying neurons
     inferred = true + rng.normal(0, 0.01, true.shape)
-    fig = lfads.plot_rates_vs_truth(true, inferred, BIN_S, n_neurons=2, n_trials=3, start_ms=WINDOW_MS[0])
+    fig = run_figures.plot_rates_vs_truth(true, inferred, BIN_S, n_neurons=2, n_trials=3, start_ms=WINDOW_MS[0])
     traces, scatter = fig.axes[:-1], fig.axes[-1]
     assert len(traces) == 3 * 2
     assert [ax.get_title() for ax in traces[:2]] == ["neuron 1", "neuron 4"]
@@ -103,13 +105,13 @@ def test_rates_figure_draws_true_and_inferred_rates_of_the_most_variable_neurons
 
 def test_rates_figure_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="differ in shape"):
-        lfads.plot_rates_vs_truth(np.ones((2, 3, 4)), np.ones((2, 3, 5)), BIN_S)
+        run_figures.plot_rates_vs_truth(np.ones((2, 3, 4)), np.ones((2, 3, 5)), BIN_S)
 
 
 def test_r2_skips_missing_entries():
     true = np.array([0.0, 1.0, 2.0, np.nan])
-    assert lfads.r2_score(true, np.array([0.0, 1.0, 2.0, 5.0])) == pytest.approx(1.0)
-    assert lfads.r2_score(true, np.full(4, 1.0)) == pytest.approx(0.0)
+    assert run_figures.r2_score(true, np.array([0.0, 1.0, 2.0, 5.0])) == pytest.approx(1.0)
+    assert run_figures.r2_score(true, np.full(4, 1.0)) == pytest.approx(0.0)
 
 
 # --- inferred inputs ---
@@ -118,7 +120,7 @@ def test_r2_skips_missing_entries():
 def test_inputs_figure_draws_mean_per_controller_output_around_the_event():
     rng = np.random.default_rng(0)
     inputs = rng.normal(size=(7, N_BINS, 3))
-    fig = lfads.plot_inferred_inputs(inputs, BIN_S, start_ms=WINDOW_MS[0], event="move onset")
+    fig = run_figures.plot_inferred_inputs(inputs, BIN_S, start_ms=WINDOW_MS[0], event="move onset")
     assert len(fig.axes) == 3
     for i, ax in enumerate(fig.axes):
         mean, onset = ax.get_lines()
@@ -128,7 +130,7 @@ def test_inputs_figure_draws_mean_per_controller_output_around_the_event():
 
 
 def test_inputs_figure_without_an_aligned_window_marks_no_event():
-    fig = lfads.plot_inferred_inputs(np.zeros((2, N_BINS, 1)), BIN_S, start_ms=None)
+    fig = run_figures.plot_inferred_inputs(np.zeros((2, N_BINS, 1)), BIN_S, start_ms=None)
     (ax,) = fig.axes
     assert len(ax.get_lines()) == 1 and ax.get_lines()[0].get_xdata()[0] == pytest.approx(10.0)
 
@@ -146,7 +148,7 @@ def history(columns, epochs=6):
 
 
 def test_history_panels_group_every_logged_column():
-    panels = dict(lfads.history_panels(LFADS_HISTORY))
+    panels = dict(run_figures.history_panels(LFADS_HISTORY))
     assert list(panels) == ["loss", "recon", "kl_ic", "kl_co", "l2", "ramps", "learning rate"]
     assert panels["loss"] == ["train_loss", "valid_loss"]
     assert panels["recon"] == ["train_recon", "valid_recon", "valid_recon_smoothed"]
@@ -154,15 +156,15 @@ def test_history_panels_group_every_logged_column():
 
 
 def test_history_panels_of_a_plain_history_and_a_smoothed_loss():
-    assert lfads.history_panels(["epoch", "train_loss", "valid_loss", "seconds"]) == [
+    assert run_figures.history_panels(["epoch", "train_loss", "valid_loss", "seconds"]) == [
         ("loss", ["train_loss", "valid_loss"])]
-    panels = lfads.history_panels(["epoch", "train_loss", "valid_loss", "valid_loss_smoothed", "valid_sv_nll"])
+    panels = run_figures.history_panels(["epoch", "train_loss", "valid_loss", "valid_loss_smoothed", "valid_sv_nll"])
     assert panels == [("loss", ["train_loss", "valid_loss", "valid_loss_smoothed"]), ("sv_nll", ["valid_sv_nll"])]
 
 
 def test_training_curves_draw_one_panel_per_group():
     table = history(LFADS_HISTORY)
-    fig = lfads.plot_training_curves(table, "run")
+    fig = run_figures.plot_training_curves(table, "run")
     assert [ax.get_title() for ax in fig.axes] == ["loss", "recon", "kl_ic", "kl_co", "l2", "ramps", "learning rate"]
     recon = fig.axes[1]
     assert len(recon.get_lines()) == 3
@@ -221,7 +223,7 @@ def run_files(tmp_path):
     return binned, run / "output.h5"
 
 
-@pytest.mark.parametrize("figure", ["lfads-rates", "lfads-factors", "lfads-inputs", "training-curves"])
+@pytest.mark.parametrize("figure", ["rates-vs-truth", "factors", "inferred-inputs", "training-curves"])
 def test_plot_script_draws_each_run_figure(monkeypatch, tmp_path, run_files, figure):
     binned, output = run_files
     png = tmp_path / "figures" / f"{figure}.png"
@@ -238,10 +240,10 @@ def drop(path, key):
 @pytest.mark.parametrize(
     ("figure", "dropped", "named"),
     [
-        ("lfads-rates", ("data", "eval_true_rates_heldin"), "eval_true_rates_heldin"),
-        ("lfads-rates", ("output", "eval_rates_heldin"), "eval_rates_heldin"),
-        ("lfads-factors", ("output", "latents/eval_factors", "latents/train_factors"), "latents/eval_factors"),
-        ("lfads-inputs", ("output", "latents/eval_inferred_inputs", "latents/train_inferred_inputs"),
+        ("rates-vs-truth", ("data", "eval_true_rates_heldin"), "eval_true_rates_heldin"),
+        ("rates-vs-truth", ("output", "eval_rates_heldin"), "eval_rates_heldin"),
+        ("factors", ("output", "latents/eval_factors", "latents/train_factors"), "latents/eval_factors"),
+        ("inferred-inputs", ("output", "latents/eval_inferred_inputs", "latents/train_inferred_inputs"),
          "latents/eval_inferred_inputs"),
     ],
 )
@@ -262,7 +264,7 @@ def test_a_missing_key_stops_naming_the_file_and_the_key(monkeypatch, capsys, tm
 def test_factors_fall_back_to_the_training_split(monkeypatch, tmp_path, run_files):
     binned, output = run_files
     drop(output, "latents/eval_factors")
-    assert run_plot(monkeypatch, "lfads-factors", "--data", binned, "--output", output,
+    assert run_plot(monkeypatch, "factors", "--data", binned, "--output", output,
                     "--out", tmp_path / "f.png") == 0
 
 
@@ -292,23 +294,31 @@ LFADS_STUDY = {
 }
 
 
-def test_workflow_plans_lfads_figures_for_the_first_seed(tmp_path):
+def test_lfads_offers_rates_only_with_true_rates_and_inputs_only_with_a_controller():
+    lfads = get_kind("lfads")
+    everything = ["training_curves", "lfads_factors", "lfads_rates", "lfads_inputs"]
+    assert lfads.run_figures({"co_dim": 4}, has_true_rates=True) == everything
+    assert lfads.run_figures({"co_dim": 0}, has_true_rates=False) == ["training_curves", "lfads_factors"]
+    assert get_kind("smoothing").run_figures({}, has_true_rates=True) == []
+
+
+def test_workflow_plans_the_run_figures_each_kind_offers_for_the_first_seed(tmp_path):
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=LFADS_STUDY)
-    # 2 datasets × 2 LFADS models, first seed only; smoothing is not gradient-trained: no training curves
-    assert jobs["figure_training_curves"] == 4 and jobs["figure_lfads_factors"] == 4
-    assert jobs["figure_lfads_rates"] == 2  # only the simulated reaching data has true rates
-    assert jobs["figure_lfads_inputs"] == 2  # only `lfads` has a controller (co_dim 4); lfads_auto has none
+    # 2 datasets × 2 LFADS models, first seed only: training curves and factors of each (4 + 4), rates on the
+    # simulated reaching data only (2), inputs of `lfads` only (co_dim 4; lfads_auto has none: 2); smoothing
+    # offers none
+    assert jobs["figure_per_run"] == 4 + 4 + 2 + 2
     assert jobs["train"] == 2 * 3 * 2
 
 
 def test_smoothing_alone_gets_no_run_figures(tmp_path):
     config = {**LFADS_STUDY, "nlb_study": {**LFADS_STUDY["nlb_study"], "models": ["smoothing"]}}
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=config)
-    assert not {rule for rule in jobs if rule.startswith(("figure_lfads", "figure_training"))}
+    assert "figure_per_run" not in jobs
     assert jobs["figure_nlb_metrics"] == 1
 
 
 def test_a_run_figure_target_splits_dataset_and_model_names_with_underscores(tmp_path):
     target = "results/figures/lfads_factors_mc_maze_20ms_lfads_auto.png"
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=LFADS_STUDY, targets=[target])
-    assert jobs["figure_lfads_factors"] == 1 and jobs["train"] == 1 and jobs["bin_nwb"] == 1
+    assert jobs["figure_per_run"] == 1 and jobs["train"] == 1 and jobs["bin_nwb"] == 1

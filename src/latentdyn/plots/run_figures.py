@@ -1,5 +1,5 @@
-"""Per-run figures of LFADS (and any gradient-trained model): inferred rates against the truth, factor
-trajectories, inferred inputs around the alignment event, and training curves.
+"""Per-run figures, offered by the kinds that list them in kind.yaml `figures`: inferred rates against the
+truth, factor trajectories, inferred inputs around the alignment event, and training curves.
 
 Plain functions of arrays (trials × bins × channels) and tables, each returning a matplotlib Figure;
 scripts/plot_figure.py reads the files and saves the figures (plots.common.save_figure).
