@@ -1,5 +1,7 @@
 # latentdyn: latent-dynamics models of neural population activity, from data to paper figures.
 # This file only loads and validates the config, includes one rule file per stage and defines `all`.
+from pathlib import Path
+
 from snakemake.utils import min_version, validate
 
 from latentdyn.config import check_config, check_semantics, drop_switched_off_studies
@@ -7,8 +9,12 @@ from latentdyn.config import check_config, check_semantics, drop_switched_off_st
 min_version("9.0")
 
 
-configfile: f"{workflow.basedir}/config/presets/lfads.yaml"
-configfile: f"{workflow.basedir}/config/presets/ndt.yaml"
+# Every file of config/presets/ (named models, e.g. per-dataset settings of a kind), then the paper
+# config over them; a --configfile of the user's goes over both.
+for preset in sorted(Path(workflow.basedir, "config", "presets").glob("*.yaml")):
+    workflow.configfile(str(preset))
+
+
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 

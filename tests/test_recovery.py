@@ -18,7 +18,7 @@ from latentdyn.errors import InputError
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models import pipeline
 from nwb_factory import write_nwb
-from workflow_api import PAPER_CONFIG, REPO, TINY_CONFIG
+from workflow_api import PAPER_CONFIG, REPO, TINY_CONFIG, run_workflow
 
 TINY_GRU = {"kind": "sequential_autoencoder", "dynamics": "gru", "latent_size": 2, "encoder_size": 4,
             "learning_rate": 1e-2, "epochs": 3, "batch_size": 8, "log_every": 1}
@@ -138,6 +138,14 @@ def test_a_killed_prediction_reruns_alone_and_never_retrains(tmp_path):
         assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert (run / "output.h5").exists() and (run / "model.pt").stat().st_mtime_ns == trained
     assert "epoch" not in predict_log.read_text() and "rule train" not in rerun.stderr
+
+    fewer_samples = json.loads(override.read_text())
+    fewer_samples["models"]["lfads_tiny"]["posterior_samples"] = 3
+    override.write_text(json.dumps(fewer_samples))
+    assert run_workflow(tmp_path, [TINY_CONFIG, override], targets=[target]) == {"predict": 1}
+    fewer_samples["models"]["lfads_tiny"]["epochs"] = 5
+    override.write_text(json.dumps(fewer_samples))
+    assert run_workflow(tmp_path, [TINY_CONFIG, override], targets=[target]) == {"train": 1, "predict": 1}
 
 
 # 2. malformed binned arrays: one line naming the file and the key, before any training

@@ -25,15 +25,10 @@ rule train:
     params:
         script=f"{SCRIPTS}/run_model.py",
         # prediction-only settings (posterior samples) are left out: changing them reruns `predict` alone
-        model=lambda wildcards: json_arg(
-            training_params(wildcards.model, wildcards.dataset)
-        ),
-        device=config["device"],
-        init=lambda wildcards, input: init_argument(input.pretrained),
+        arguments=lambda wildcards: run_arguments(wildcards, "train"),
     shell:
-        "python {params.script:q} train --data {input.data:q} --model-name {wildcards.model}"
-        " --model {params.model} --seed {wildcards.seed} --device {params.device} {params.init}"
-        " --threads {threads} --out {output.model:q} > {log:q} 2>&1"
+        "python {params.script:q} train {params.arguments} --threads {threads}"
+        " --out {output.model:q} > {log:q} 2>&1"
 
 
 rule predict:
@@ -52,12 +47,7 @@ rule predict:
         **RUN_RESOURCES,
     params:
         script=f"{SCRIPTS}/run_model.py",
-        model=lambda wildcards: json_arg(
-            model_params(wildcards.model, wildcards.dataset)
-        ),
-        device=config["device"],
-        init=lambda wildcards, input: init_argument(input.pretrained),
+        arguments=lambda wildcards: run_arguments(wildcards, "predict"),
     shell:
-        "python {params.script:q} predict --data {input.data:q} --model-name {wildcards.model}"
-        " --model {params.model} --seed {wildcards.seed} --device {params.device} {params.init}"
-        " --threads {threads} --trained {input.model:q} --out {output:q} > {log:q} 2>&1"
+        "python {params.script:q} predict {params.arguments} --threads {threads}"
+        " --trained {input.model:q} --out {output:q} > {log:q} 2>&1"

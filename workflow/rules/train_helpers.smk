@@ -9,13 +9,30 @@ RUN_RESOURCES = {
 }
 
 
-def training_params(name, dataset):
-    """model_params without the settings that change predictions but not the trained weights."""
-    params = model_params(name, dataset)
-    prediction_only = get_kind(params["kind"]).prediction_only
-    return {key: value for key, value in params.items() if key not in prediction_only}
+def run_arguments(wildcards, step):
+    """The arguments scripts/run_model.py `step` ("train" or "predict") shares, shell-quoted. Training
+    gets the model's settings without those that change predictions but not the trained weights
+    (the kind's prediction_only), so changing those reruns the prediction alone.
 
-
-def init_argument(pretrained):
-    """The --init-from argument of a run that starts from pretrained weights; empty for any other."""
-    return f"--init-from {shlex.quote(pretrained)}" if pretrained else ""
+    From the wildcards only, never from `input`: Snakemake's params trigger ignores a params function
+    that takes `input`, and a changed setting must rerun the job."""
+    params = model_params(wildcards.model, wildcards.dataset)
+    if step == "train":
+        prediction_only = get_kind(params["kind"]).prediction_only
+        params = {
+            key: value for key, value in params.items() if key not in prediction_only
+        }
+    data = f"results/data/binned/{wildcards.dataset}.h5"
+    arguments = [
+        "--data",
+        data,
+        "--model-name",
+        wildcards.model,
+        "--model",
+        json.dumps(params),
+    ]
+    arguments += ["--seed", wildcards.seed, "--device", config["device"]]
+    pretrained = pretrained_weights(wildcards)
+    if pretrained:
+        arguments += ["--init-from", pretrained]
+    return shlex.join(arguments)
