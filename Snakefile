@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.utils import min_version, validate
 
 from latentdyn.config import check_config, check_semantics, drop_switched_off_studies
+from latentdyn.provenance import report_provenance
 
 min_version("9.0")
 
@@ -22,6 +23,10 @@ check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 drop_switched_off_studies(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 check_semantics(config)
+# What the report's landing page (workflow/report/workflow.rst) states about what produced it.
+config["report_provenance"] = report_provenance(
+    workflow.basedir, workflow.config_settings.configfiles
+)
 
 
 report: "workflow/report/workflow.rst"

@@ -243,5 +243,11 @@ def all_targets():
             "results/figures/sbtt_two_photon.png",
         ]
     if latency_models():  # no runs: timed models are built, not trained
-        targets.append("results/figures/ndt_latency.png")
+        targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]
+    # every table also as a page the report shows inline (render_table)
+    targets += [
+        re.sub(r"\.csv$", ".html", t)
+        for t in targets
+        if t.startswith("results/tables/")
+    ]
     return targets

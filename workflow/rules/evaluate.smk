@@ -27,6 +27,7 @@ rule evaluate:
 
 localrules:
     collect_metrics,
+    render_table,
 
 
 rule collect_metrics:
@@ -48,3 +49,25 @@ rule collect_metrics:
         script=f"{SCRIPTS}/collect_metrics.py",
     shell:
         "python {params.script:q} --out {output:q} {input:q} > {log:q} 2>&1"
+
+
+# Each result table as a page the report shows inline: glossary and units, rounded rows, mean ± s.d. and
+# n over seeds (latentdyn.plots.tables); the CSV beside it keeps full precision.
+rule render_table:
+    input:
+        "results/tables/{table}.csv",
+    output:
+        report(
+            "results/tables/{table}.html",
+            category="Tables",
+            caption="../report/table.rst",
+        ),
+    log:
+        "results/logs/render_table/{table}.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        script=f"{SCRIPTS}/render_table.py",
+    shell:
+        "python {params.script:q} --table {input:q} --title {wildcards.table:q} --out {output:q}"
+        " > {log:q} 2>&1"
