@@ -125,6 +125,19 @@ def test_tiny_workflow_produces_every_target(tiny_run):
     assert (tiny_run / "report.html").stat().st_size > 10_000
 
 
+def test_the_report_states_what_produced_it_and_shows_every_table(tiny_run):
+    page = (tiny_run / "report.html").read_text()
+    start = page.index("workflow_desc = ") + len("workflow_desc = ")
+    landing = json.loads(page[start:page.index("\n", start)].rstrip(";"))
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    assert len(commit) == 12 and commit in landing and "System Message" not in landing
+    assert "tests/configs/tiny.yaml" in landing and "1 seed." in landing
+    for table in ("attractor_study", "nlb_study"):
+        rendered = (tiny_run / "results" / "tables" / f"{table}.html").read_text()
+        assert "<h3>Columns</h3>" in rendered and f"{table}.html" in page
+
+
 def test_tiny_workflow_tables_and_outputs(tiny_run):
     attractors = pd.read_csv(tiny_run / "results" / "tables" / "attractor_study.csv")
     assert set(attractors["model"]) == {"gru-L3", "node-L3"}

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 DEMO_CONFIG = "demo.yaml"
+PAPER_CONFIG = "config/config.yaml"  # what every other config file is given over
 
 
 def report_provenance(repo, configfiles):
@@ -14,7 +15,7 @@ def report_provenance(repo, configfiles):
     return {
         "commit": git_commit(repo),
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "configfiles": [str(path) for path in configfiles or []],
+        "configfiles": [name for name in (_shown(path, repo) for path in configfiles or []) if name != PAPER_CONFIG],
         "demo": DEMO_CONFIG in names,
     }
 
@@ -33,3 +34,11 @@ def git_commit(repo):
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
     return head.stdout.strip() + (" + uncommitted changes" if dirty else "")
+
+
+def _shown(path, repo):
+    """`path` relative to the checkout when it lies inside it (config/demo.yaml), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(repo).resolve()))
+    except ValueError:
+        return str(path)
