@@ -126,6 +126,7 @@ rule figure_nlb_metrics:
         png=report(
             "results/figures/nlb_metrics.png",
             category="Neural Latents Benchmark",
+            subcategory="Summary: every dataset and model",
             caption="../report/nlb_metrics.rst",
         ),
         pdf="results/figures/nlb_metrics.pdf",
