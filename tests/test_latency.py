@@ -112,7 +112,11 @@ def test_figure_names_the_device_and_the_speedup():
     fig = plot_latency(table, {"ndt_x": "tab:purple", "lfads_x": "tab:red"}, *latency_kinds())
     title = fig._suptitle.get_text()
     assert "CPU, 1 thread" in title and "4.0x faster" in title
-    assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 3  # two models and the goal line
+    assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 2  # two models; no GPU goal on a CPU
+    assert "goal on a GPU" in fig.axes[0].texts[0].get_text() and "not drawn" in fig.axes[0].texts[0].get_text()
+    on_gpu = plot_latency(table.assign(device="NVIDIA H200"), {"ndt_x": "tab:purple", "lfads_x": "tab:red"},
+                          *latency_kinds())
+    assert len(on_gpu.axes[0].lines) == 3  # two models and the goal line
 
 
 @pytest.mark.parametrize(

@@ -23,10 +23,14 @@ def plot_latency(table, colours, fast, slow):
         style = dict(color=colours[model], ls=styles[variant], marker="o", ms=4, label=f"{model}, {variant}")
         per_trial.plot(rows["bins"], rows["ms_per_trial"], **style)
         throughput.plot(rows["bins"], rows["trials_per_s"], **style)
-    per_trial.axhline(GOAL_MS_PER_TRIAL, color="0.6", lw=0.8, ls="--", zorder=0)
     goal = f"goal on a GPU: {fast.upper()} <= {GOAL_MS_PER_TRIAL:g} ms"
-    per_trial.annotate(goal, (0.02, GOAL_MS_PER_TRIAL), xycoords=("axes fraction", "data"), ha="left", va="bottom",
-                       fontsize=7, color="0.4")
+    if measured_on_gpu(table):
+        per_trial.axhline(GOAL_MS_PER_TRIAL, color="0.6", lw=0.8, ls="--", zorder=0)
+        per_trial.annotate(goal, (0.02, GOAL_MS_PER_TRIAL), xycoords=("axes fraction", "data"), ha="left",
+                           va="bottom", fontsize=7, color="0.4")
+    else:  # a GPU goal drawn over CPU times would read as a verdict on them
+        per_trial.annotate(f"measured on the CPU: the {goal} is not drawn", (0.02, 0.97), xycoords="axes fraction",
+                           ha="left", va="top", fontsize=7, color="0.4")
     per_trial.set_ylabel("ms per trial (batch 1)")
     throughput.set_ylabel(f"trials per second (batch {', '.join(str(b) for b in table['batch'].unique())})")
     bins = sorted(table["bins"].unique())
@@ -44,6 +48,11 @@ def plot_latency(table, colours, fast, slow):
     fig.suptitle(_title(table, fast, slow), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def measured_on_gpu(table):
+    """Whether every row was timed on a GPU (metrics/latency.describe_device names a CPU "CPU, …")."""
+    return not table["device"].str.startswith("CPU").any()
 
 
 def _title(table, fast_kind, slow_kind):
