@@ -413,6 +413,9 @@ def test_bandwidth_figure_draws_each_source_and_metric_with_the_published_curve(
     assert "SBTT, published" in [line.get_label() for line in lorenz.get_lines()]
     published = next(line for line in lorenz.get_lines() if line.get_label() == "SBTT, published")
     assert list(published.get_ydata()) == [PUBLISHED_RATE_R2[b] for b in sorted(PUBLISHED_RATE_R2, reverse=True)]
+    clipped = next(text for text in lorenz.texts if text.get_text() == f"{0.5 - (1 - 2 / 29) * 2:.2g}")
+    assert clipped.xy[1] == -1.0  # drawn at the floor, labelled with its true value (-1.4)
+    assert "below -1" in lorenz.get_title()
     nlb = plot_bandwidth_curves(table, ["co-bps", "vel R2"])
     assert len(nlb.axes) == 2 and nlb.axes[0].get_title() == "mc_maze_20ms"
     save_figure(nlb, tmp_path / "nlb.png")

@@ -55,19 +55,30 @@ def plot_bandwidth_curves(table, metrics):
                 shown = np.maximum(mean, R2_FLOOR) if metric.endswith("r2") or metric.endswith("R2") else mean
                 clipped |= bool(np.any(shown != mean))
                 ax.errorbar(x, shown, yerr=sd, marker="o", ms=4, capsize=3, color=colors[model], label=model)
+                mark_clipped(ax, x, mean, shown, colors[model])
             if metric == "rate_r2" and source == PUBLISHED_DATASET:
                 bw = np.array(sorted(PUBLISHED_RATE_R2, reverse=True))
-                ax.plot(1 - bw / PUBLISHED_CHANNELS, [PUBLISHED_RATE_R2[b] for b in bw], "k--", lw=1,
-                        label="SBTT, published")
+                ax.plot(1 - bw / PUBLISHED_CHANNELS, [PUBLISHED_RATE_R2[b] for b in bw], "k--", lw=1, marker="s",
+                        ms=4, mfc="none", label="SBTT, published")
             ticks = rows[["dropped_fraction", "bandwidth"]].drop_duplicates().sort_values("dropped_fraction")
             ax.set_xticks(ticks["dropped_fraction"], [f"{f:.2f}\n({int(b)})" for f, b in ticks.to_numpy()], fontsize=7)
             ax.set_xlabel("fraction of channels dropped\n(channels observed per bin)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-            ax.set_title(f"{source}" + (f" (values < {R2_FLOOR:g} drawn at {R2_FLOOR:g})" if clipped else ""), fontsize=9)
+            ax.set_title(f"{source}" + (f" (▽: below {R2_FLOOR:g}, true value beside it)" if clipped else ""), fontsize=9)
             ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
             ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def mark_clipped(ax, x, mean, shown, colour):
+    """Points drawn at the floor instead of their value: a downward triangle there, and the true value
+    written above it, so that a clipped point is not read as a measured one."""
+    for xi, value, drawn in zip(x, mean, shown):
+        if drawn != value:
+            ax.plot(xi, drawn, marker="v", ms=8, mfc="none", color=colour, ls="none")
+            ax.annotate(f"{value:.2g}", (xi, drawn), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize=6, color=colour)
 
 
 def plot_pretraining(table, metric="rate_r2"):
