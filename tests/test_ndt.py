@@ -152,9 +152,41 @@ def test_heads_must_divide_the_width():
         tiny_model(embed_dim=8)
 
 
+def test_original_initialisation_is_torchs_layer_scaled_then_copied():
+    """neural-data-transformers' effective scheme, for width d = 64, 4 layers, feed-forward f = 256:
+    packed q/k/v Xavier-uniform as one 3d × d matrix, bound √(6 / 4d), v unscaled; output and
+    feed-forward weights uniform(±s/√fan_in), s = 0.67·4^(−1/4); feed-forward biases uniform(±1/√fan_in),
+    unscaled; q/k/v and output biases zero; every layer the same. uniform(±b) has std b/√3."""
+    width, ff_dim, layers = 64, 256, 4
+    model = tiny_model(DataShapes(n_input=width, n_heldout=0, n_bins=4, n_forward=0), layers=layers, ff_dim=ff_dim)
+    scale = 0.67 * layers**-0.25
+    assert scale == pytest.approx(0.474, abs=5e-4)  # the issue's 0.474 is this factor at N = 4 layers
+
+    def assert_uniform(values, bound, rel=0.03):
+        assert values.abs().max().item() <= bound * (1 + 1e-6)
+        assert values.abs().max().item() > 0.8 * bound
+        assert values.std().item() == pytest.approx(bound / math.sqrt(3), rel=rel)
+
+    first = model.encoder.layers[0]
+    attention, ff = first.attention, first.ff
+    for block in attention.qkv.weight.chunk(3):  # q, k and v alike: the value scaling never ran
+        assert_uniform(block, math.sqrt(6 / (4 * width)))
+    assert_uniform(attention.out.weight, scale / math.sqrt(width))
+    assert_uniform(ff[0].weight, scale / math.sqrt(width))
+    assert_uniform(ff[3].weight, scale / math.sqrt(ff_dim))
+    assert_uniform(ff[0].bias, 1 / math.sqrt(width), rel=0.1)  # 256 draws
+    assert_uniform(ff[3].bias, 1 / math.sqrt(ff_dim), rel=0.2)  # 64 draws
+    assert attention.qkv.bias.eq(0).all() and attention.out.bias.eq(0).all()
+    assert first.attention_norm.weight.eq(1).all() and first.ff_norm.bias.eq(0).all()
+    for layer in model.encoder.layers[1:]:
+        for (name, value), copied in zip(first.state_dict().items(), layer.state_dict().values()):
+            assert torch.equal(value, copied), name
+
+
 def test_t_fixup_initialisation():
     width, layers = 64, 4
-    model = tiny_model(DataShapes(n_input=width, n_heldout=0, n_bins=4, n_forward=0), layers=layers, ff_dim=256)
+    shapes = DataShapes(n_input=width, n_heldout=0, n_bins=4, n_forward=0)
+    model = tiny_model(shapes, layers=layers, ff_dim=256, init="t_fixup")
     xavier = lambda fan_in, fan_out: math.sqrt(2 / (fan_in + fan_out))  # noqa: E731
     scale = 0.67 * layers**-0.25
     for layer in model.encoder.layers:
@@ -165,7 +197,10 @@ def test_t_fixup_initialisation():
         assert layer.attention.out.weight.std().item() == pytest.approx(scale * xavier(width, width), rel=0.05)
         assert layer.ff[0].weight.std().item() == pytest.approx(scale * xavier(width, 256), rel=0.05)
         assert layer.ff[3].weight.std().item() == pytest.approx(scale * xavier(256, width), rel=0.05)
-        assert layer.attention.qkv.bias.eq(0).all()
+        for linear in (layer.attention.qkv, layer.attention.out, layer.ff[0], layer.ff[3]):
+            assert linear.bias.eq(0).all()
+    first, second = model.encoder.layers[:2]
+    assert not torch.equal(first.ff[0].weight, second.ff[0].weight)  # each layer drawn on its own
 
 
 # --- loss -------------------------------------------------------------------------------------------
@@ -220,10 +255,53 @@ def test_validation_reconstructs_everything_unmasked_and_skips_unobserved_entrie
         log_rates, _ = model.infer(batch.encoder_input)
     torch.testing.assert_close(result.loss, poisson_nll(log_rates, batch.target))
     assert result.terms["recon"] is result.loss and torch.isfinite(result.loss)
-    assert set(result.terms) == {"recon", "recon_heldout", "recon_forward"}
+    assert set(result.terms) == {"recon", "recon_heldout", "recon_forward", "masked_nll"}
+    assert torch.isfinite(result.terms["masked_nll"])
     torch.testing.assert_close(
         result.terms["recon_forward"], poisson_nll(log_rates[:, SHAPES.n_bins :], batch.target[:, SHAPES.n_bins :])
     )
+
+
+def test_masked_validation_scores_only_entries_hidden_from_the_input():
+    """valid_masked_nll: fixed masked bins per trial index, zeroed at the input; it scores their held-in
+    entries and every held-out unit and forward bin, and no entry the model reads."""
+    model = tiny_model(mask_ratio=0.3).eval()
+    batch = tiny_batch(SHAPES, n_trials=40)
+    n_bins, n_input = SHAPES.n_bins, SHAPES.n_input
+
+    def masked_nll(batch):
+        with torch.no_grad():
+            return model.validation_step(batch, Progress(0, 1)).terms["masked_nll"]
+
+    masked = model.validation_masked_bins(batch.trial_index)
+    assert masked.shape == (40, n_bins) and 0.2 < masked.float().mean() < 0.4
+    # fixed by the trial's index: the same in any epoch and in any batch order
+    order = torch.randperm(40)
+    assert torch.equal(model.validation_masked_bins(batch.trial_index[order]), masked[order])
+    with torch.no_grad():
+        assert model.validation_step(batch, Progress(7, 9)).terms["masked_nll"] == masked_nll(batch)
+    # what it is: the NLL of the scored entries, from the input with the masked bins zeroed
+    with torch.no_grad():
+        log_rates, _ = model.infer(torch.where(masked.unsqueeze(-1), 0.0, batch.encoder_input))
+    scored = torch.ones_like(batch.target, dtype=torch.bool)
+    scored[:, :n_bins, :n_input] = masked.unsqueeze(-1)
+    reference = masked_nll(batch)
+    torch.testing.assert_close(reference, poisson_nll(log_rates, torch.where(scored, batch.target, torch.nan)))
+
+    def changed(where, in_input):
+        """masked_nll with one entry of the input or of the target changed."""
+        perturbed = tiny_batch(SHAPES, n_trials=40)
+        (perturbed.encoder_input if in_input else perturbed.target)[where] += 5.0
+        return masked_nll(perturbed)
+
+    visible = tuple((~masked).nonzero()[0].tolist()) + (1,)
+    hidden = tuple(masked.nonzero()[0].tolist()) + (1,)
+    assert changed(visible, in_input=False) == reference  # an entry it reads is never scored
+    assert changed(hidden, in_input=True) == reference  # a masked entry is not read
+    assert changed(hidden, in_input=False) != reference  # ... but scored
+    assert changed(visible, in_input=True) != reference  # the visible entries are the model's context
+    assert changed((0, 2, n_input), in_input=False) != reference  # held-out units count
+    assert changed((0, n_bins, 0), in_input=False) != reference  # and forward bins
 
 
 # --- inference --------------------------------------------------------------------------------------
@@ -293,7 +371,8 @@ def test_a_tiny_ndt_overfits_a_tiny_set():
 
 
 def test_ndt_recovers_rates_better_than_smoothing(tmp_path, capsys):
-    """Measured (seeds 0-3): rate R² 0.67-0.73 against 0.30 for the best smoothing."""
+    """Measured (seeds 0-3): rate R² 0.47-0.70 (default `init: original`; 0.67-0.73 with `t_fixup`, which
+    this small model at 10× NDT's learning rate favours) against 0.30 for the best smoothing."""
     arrays, attrs = rotation_dataset()
     truth = arrays["eval_true_rates_heldin"]
     smoothing_r2 = max(
@@ -326,7 +405,7 @@ def test_ndt_recovers_rates_better_than_smoothing(tmp_path, capsys):
     ndt_r2 = rate_r2(outputs["eval_rates_heldin"], truth)
     with capsys.disabled():
         print(f"\nrotation set, eval trials: rate R² NDT {ndt_r2:.3f}, best smoothing {smoothing_r2:.3f}")
-    assert ndt_r2 > smoothing_r2 + 0.25
+    assert ndt_r2 > smoothing_r2 + 0.15
     assert "state_latent" not in output_attrs and output_attrs["posterior_samples"] == 0
     assert outputs["latents/eval_states"].shape == (60, 30, 20)  # identity embedding: width = 20 neurons
     validate_model_output(outputs, arrays, "output.h5")
@@ -345,6 +424,7 @@ def test_tiny_preset_trains_with_heldout_units_and_forward_bins(tmp_path):
         "train_recon_forward",
         "valid_recon",
         "valid_recon_heldout",
+        "valid_masked_nll",
     } <= set(history)
     assert outputs["eval_rates_heldout_forward"].shape == (6, 3, 3)
     assert outputs["latents/eval_states"].shape == (6, 11, params["embed_dim"])

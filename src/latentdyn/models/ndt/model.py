@@ -9,7 +9,14 @@ log-rates of every unit in every bin.
 
 Training is masked modelling (masking.py): the Poisson NLL counts the masked held-in bins, and every
 held-out unit and forward bin, which the model never sees; held-in entries it can see do not count.
-Validation reconstructs the validation trials with nothing masked (`valid_recon`, the default monitor).
+Validation logs two losses. `recon` reconstructs the validation trials with nothing masked, so it
+also scores the entries the model reads (on simulated reaching it selected an epoch far earlier than
+NDT's rule, with worse velocity decoding: issue 23). `masked_nll` is NDT's validation loss, on which
+NDT selects its checkpoint and stops (the default monitor here): the training loss on the validation
+trials, with `mask_ratio` of each trial's held-in bins zeroed at the input. The masked bins are fixed
+per trial (seeded by its trial index), so the loss is comparable between epochs, and all their
+entries are zeroed (NDT randomises or keeps some), so no scored entry is visible at the input.
+
 The step is CUDA-graph capturable (`graph_safe`): masks come from torch's RNG on the device, the span
 ramp reads `progress.epoch_tensor` when the trainer provides it, and nothing calls `.item()`.
 """
@@ -20,6 +27,7 @@ import torch
 from torch import nn
 
 from latentdyn.errors import ConfigError
+from latentdyn.models.augmentations import entry_uniforms
 from latentdyn.models.components import poisson_nll
 from latentdyn.models.ndt.encoder import Encoder, sinusoidal_positions
 from latentdyn.models.ndt.masking import BinMasking, MaskingSettings
@@ -27,6 +35,7 @@ from latentdyn.models.prediction import predict_in_chunks
 from latentdyn.training.contract import StepResult
 
 PREDICT_ROWS = 1024  # trials run at once in `predict`
+VALID_MASK_SEED = 0  # seed of the validation trials' masked bins
 
 
 class NDT(nn.Module):
@@ -69,17 +78,39 @@ class NDT(nn.Module):
         epoch = torch.tensor(float(progress.epoch)) if epoch is None else epoch
         corrupted, masked_bins = self.masking(torch.nan_to_num(batch.encoder_input, nan=0.0), epoch)
         log_rates, _ = self(self.tokens(corrupted))
+        scored = self._scored(batch.target, masked_bins)
         heldin = (slice(None), slice(0, self.shapes.n_bins), slice(0, self.shapes.n_input))
-        counted = torch.ones_like(batch.target, dtype=torch.bool)  # held-out units and forward bins: always
-        counted[heldin] = masked_bins.unsqueeze(-1)
-        terms = {"recon_masked": poisson_nll(log_rates[heldin], _only(batch.target[heldin], counted[heldin]))}
+        terms = {"recon_masked": poisson_nll(log_rates[heldin], scored[heldin])}
         terms.update(self._unseen_terms(log_rates, batch.target))
-        return StepResult(poisson_nll(log_rates, _only(batch.target, counted)), terms)
+        return StepResult(poisson_nll(log_rates, scored), terms)
 
     def validation_step(self, batch, progress):
         log_rates, _ = self.infer(batch.encoder_input)
         terms = {"recon": poisson_nll(log_rates, batch.target), **self._unseen_terms(log_rates, batch.target)}
+        terms["masked_nll"] = self.masked_nll(batch)
         return StepResult(terms["recon"], terms)
+
+    def masked_nll(self, batch):
+        """NDT's validation loss: the mean NLL of the held-in entries of each trial's fixed masked bins
+        and of every held-out unit and forward bin, from an input with those bins zeroed."""
+        masked_bins = self.validation_masked_bins(batch.trial_index)
+        inputs = torch.nan_to_num(batch.encoder_input, nan=0.0)
+        log_rates, _ = self(self.tokens(torch.where(masked_bins.unsqueeze(-1), 0.0, inputs)))
+        return poisson_nll(log_rates, self._scored(batch.target, masked_bins))
+
+    def validation_masked_bins(self, trial_index):
+        """trials × window bins boolean: each bin masked with probability `mask_ratio`, fixed by the
+        trial's index (single bins, as NDT validates: no spans)."""
+        uniforms = entry_uniforms(trial_index, (self.shapes.n_bins, 1), VALID_MASK_SEED)
+        return uniforms[..., 0] < self.masking.settings.mask_ratio
+
+    def _scored(self, target, masked_bins):
+        """`target` with only the scored entries observed: the held-in entries of the masked bins, and
+        every held-out unit and forward bin (never part of the input); the rest NaN, as `poisson_nll`
+        skips them."""
+        scored = torch.ones_like(target, dtype=torch.bool)
+        scored[:, : self.shapes.n_bins, : self.shapes.n_input] = masked_bins.unsqueeze(-1)
+        return torch.where(scored, target, torch.nan)
 
     def _unseen_terms(self, log_rates, target):
         """Mean NLL of the held-out units (window) and of the forward bins: never part of the input."""
@@ -90,11 +121,6 @@ class NDT(nn.Module):
         if self.shapes.n_forward:
             terms["recon_forward"] = poisson_nll(log_rates[:, n_bins:], target[:, n_bins:])
         return terms
-
-
-def _only(target, counted):
-    """`target` with the entries that do not count marked unobserved, as `poisson_nll` skips them."""
-    return torch.where(counted, target, torch.nan)
 
 
 def build(params, shapes):
@@ -130,6 +156,7 @@ def build(params, shapes):
         params["dropout_attention"],
         params["context_backward"],
         params["context_forward"],
+        params["init"],
     )
     masking = BinMasking(MaskingSettings.from_params(params))
     return NDT(
