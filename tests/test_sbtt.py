@@ -360,8 +360,8 @@ def test_tiny_sbtt_studies_plan(tmp_path):
     jobs = run_workflow(tmp_path, [TINY_CONFIG], config=TINY_SBTT)
     # pretraining: sbtt on sbtt_lorenz_full8, then sbtt-P8 on bw2 (sbtt from scratch on bw2 is the sbtt study's)
     assert jobs == {"simulate_sbtt_lorenz": 1, "mask_bandwidth": 2, "simulate_two_photon": 1, "train": 4 + 2 + 2,
-                    "predict": 6 + 1, "evaluate": 6 + 1, "collect_metrics": 3, "figure_sbtt_bandwidth": 1, "figure_sbtt_two_photon": 1,
-                    "keep_full_trials": 1, "figure_sbtt_pretraining": 1, "all": 1}
+                    "predict": 6 + 1, "evaluate": 6 + 1, "collect_metrics": 3, "render_table": 3, "figure_sbtt_bandwidth": 1,
+                    "figure_sbtt_two_photon": 1, "keep_full_trials": 1, "figure_sbtt_pretraining": 1, "all": 1}
 
 
 def test_pretrained_runs_need_a_masked_dataset_and_a_gradient_trained_model(tmp_path):

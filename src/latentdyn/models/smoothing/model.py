@@ -14,13 +14,11 @@ Deterministic: no seed, no device.
 from dataclasses import dataclass, field
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.ndimage import convolve1d
 from scipy.signal.windows import gaussian
-from sklearn.linear_model import PoissonRegressor
-from threadpoolctl import threadpool_limits
 
 from latentdyn.errors import InputError
+from latentdyn.models.poisson_glm import fit_poisson_glms, predict_poisson_glms, with_bin_index
 
 # (kernel sd in ms, GLM alpha) per NLB dataset: nlb_tools' `default_dict`, chosen by its 5 ms CV sweep.
 NLB_SETTINGS = {
@@ -34,7 +32,6 @@ NLB_SETTINGS = {
 }
 DEFAULT_SETTINGS = NLB_SETTINGS["mc_maze"]
 LOG_OFFSET = 1e-4  # added before the log so silent bins do not give log(0)
-RATE_FLOOR, RATE_CEILING = 1e-9, 1e20
 
 
 @dataclass
@@ -65,7 +62,7 @@ def fit(model, prepared, params):
         if key in data:
             n_forward_bins = data[key].shape[1]
             model.forward_glms[units] = fit_poisson_glms(
-                _with_bin_index(features[:, -1], n_forward_bins), _flatten_time(data[key]), model.alpha
+                with_bin_index(features[:, -1], n_forward_bins), _flatten_time(data[key]), model.alpha
             )
     return model
 
@@ -84,7 +81,7 @@ def predict(model, prepared, params, device=None):
         if split == "eval":
             for units, glms in model.forward_glms.items():
                 n_forward_bins = data[f"train_spikes_{units}_forward"].shape[1]
-                rates = predict_poisson_glms(glms, _with_bin_index(features[:, -1], n_forward_bins))
+                rates = predict_poisson_glms(glms, with_bin_index(features[:, -1], n_forward_bins))
                 output[f"eval_rates_{units}_forward"] = rates.reshape(len(features), n_forward_bins, -1)
     return {key: value.astype(np.float32) for key, value in output.items()}
 
@@ -129,41 +126,6 @@ def smooth_spikes(spikes, window):
     unit_means = np.broadcast_to(_unit_means(spikes), spikes.shape)
     smoothed[~reachable] = unit_means[~reachable]
     return np.clip(smoothed, 0.0, None)
-
-
-def fit_poisson_glms(train_features, train_spikes, alpha):
-    """One Poisson GLM per unit (column of `train_spikes`); None for a unit that never spiked.
-
-    Rows where the unit is unobserved (NaN) are left out of its fit; a unit with no observed spike
-    gets the floor rate, the GLM's limit. Units are fit in parallel threads with one BLAS/OpenMP thread
-    each: the work is BLAS calls that release the GIL, and nested BLAS threads slowed these fits 5-30x.
-    sklearn's newton-cholesky solver reaches the optimum of nlb_tools' objective in a few passes; the
-    lbfgs default that nlb_tools uses needs ~100 on these unscaled log features and stops short of it
-    (coefficients ~0.5% off).
-    """
-    with threadpool_limits(limits=1):
-        return Parallel(n_jobs=-1, prefer="threads")(
-            delayed(_fit_unit_glm)(train_features, train_spikes[:, unit], alpha) for unit in range(train_spikes.shape[1])
-        )
-
-
-def predict_poisson_glms(glms, features):
-    rates = [np.full(len(features), RATE_FLOOR) if glm is None else glm.predict(features) for glm in glms]
-    return np.clip(np.column_stack(rates), RATE_FLOOR, RATE_CEILING)
-
-
-def _fit_unit_glm(train_features, unit_spikes, alpha):
-    observed = ~np.isnan(unit_spikes)
-    if not np.any(unit_spikes[observed] > 0):
-        return None
-    return PoissonRegressor(alpha=alpha, solver="newton-cholesky").fit(train_features[observed], unit_spikes[observed])
-
-
-def _with_bin_index(last_bin, n_forward_bins):
-    """Forward-window GLM features: the window's last bin, repeated per forward bin, plus a one-hot bin index."""
-    state = np.repeat(last_bin, n_forward_bins, axis=0)
-    bin_index = np.tile(np.eye(n_forward_bins), (len(last_bin), 1))
-    return np.hstack([state, bin_index])
 
 
 def _settings(attrs, params):
