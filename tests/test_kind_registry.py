@@ -48,9 +48,9 @@ def fresh_registry():
 
 
 def install_lab_kind(tmp_path, monkeypatch, entry_points, kind_yaml=TOY_KIND):
-    """A distribution `toylab` on sys.path whose package toylab.gpfa holds a kind, registered by the
+    """A distribution `toylab` on sys.path whose package toylab.lab_gpfa holds a kind, registered by the
     entry points `entry_points` ("<name> = <package>" lines) of the group latentdyn.kinds."""
-    package = tmp_path / "toylab" / "gpfa"
+    package = tmp_path / "toylab" / "lab_gpfa"
     package.mkdir(parents=True)
     (tmp_path / "toylab" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
@@ -72,25 +72,25 @@ def test_every_package_with_a_kind_yaml_is_a_kind():
 
 
 def test_a_kind_from_an_installed_distribution_is_registered(tmp_path, monkeypatch, fresh_registry):
-    install_lab_kind(tmp_path, monkeypatch, ["gpfa = toylab.gpfa"])
-    assert "gpfa" in kind_names()
-    kind = get_kind("gpfa")
-    assert kind.package == "toylab.gpfa" and kind.colour == "tab:olive" and not kind.gradient_trained
-    assert kind.implementation().__name__ == "toylab.gpfa.model"
-    assert resolve_model("mine", {"kind": "gpfa"})["width"] == 3
+    install_lab_kind(tmp_path, monkeypatch, ["lab_gpfa = toylab.lab_gpfa"])
+    assert "lab_gpfa" in kind_names()
+    kind = get_kind("lab_gpfa")
+    assert kind.package == "toylab.lab_gpfa" and kind.colour == "tab:olive" and not kind.gradient_trained
+    assert kind.implementation().__name__ == "toylab.lab_gpfa.model"
+    assert resolve_model("mine", {"kind": "lab_gpfa"})["width"] == 3
 
 
 def test_an_entry_point_shadowing_a_built_in_kind_is_a_config_error(tmp_path, monkeypatch, fresh_registry):
-    install_lab_kind(tmp_path, monkeypatch, ["smoothing = toylab.gpfa"])
+    install_lab_kind(tmp_path, monkeypatch, ["smoothing = toylab.lab_gpfa"])
     with pytest.raises(ConfigError, match=r"^model kind 'smoothing': registered twice, as latentdyn\.models\.smoothing"
-                                          r" and by the latentdyn\.kinds entry point 'smoothing = toylab\.gpfa'"):
+                                          r" and by the latentdyn\.kinds entry point 'smoothing = toylab\.lab_gpfa'"):
         kind_names()
 
 
 def test_a_kind_yaml_without_a_required_field_is_named(tmp_path, monkeypatch, fresh_registry):
-    install_lab_kind(tmp_path, monkeypatch, ["gpfa = toylab.gpfa"], TOY_KIND.replace("colour: tab:olive\n", ""))
-    with pytest.raises(ConfigError, match=r"^model kind 'gpfa': toylab\.gpfa/kind\.yaml: .*'colour' is a required"):
-        get_kind("gpfa")
+    install_lab_kind(tmp_path, monkeypatch, ["lab_gpfa = toylab.lab_gpfa"], TOY_KIND.replace("colour: tab:olive\n", ""))
+    with pytest.raises(ConfigError, match=r"^model kind 'lab_gpfa': toylab\.lab_gpfa/kind\.yaml: .*'colour' is a required"):
+        get_kind("lab_gpfa")
 
 
 def test_the_config_schema_lists_the_registered_kinds():
