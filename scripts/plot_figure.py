@@ -190,7 +190,7 @@ def main():
 
     if args.figure == "example-data":
         data, attrs = read_binned(args.data)
-        fig = attractors.plot_example_data(data, attrs["dataset"])
+        fig = attractors.plot_example_data(data, attrs["dataset"], attrs["bin_width_s"])
     elif args.figure == "metric-vs-latent":
         fig = attractors.plot_metric_vs_latent(pd.read_csv(args.table), args.metric)
     elif args.figure == "nlb-metrics":
@@ -213,10 +213,10 @@ def main():
                 (_run_name(path), state_latents(*read_model_output(path), "eval"), points)
                 for path, (points, _) in zip(args.outputs, fixed)
             ]
-            fig = attractors.plot_latent_trajectories(data, runs, attrs["dataset"])
+            fig = attractors.plot_latent_trajectories(data, runs, attrs["dataset"], attrs["bin_width_s"])
         else:
             runs = [(_run_name(path), np.asarray(eig)) for path, (_, eig) in zip(args.outputs, fixed)]
-            fig = attractors.plot_fixed_point_eigenvalues(data, runs, attrs["dataset"])
+            fig = attractors.plot_fixed_point_eigenvalues(data, runs, attrs["dataset"], attrs["bin_width_s"])
     save_figure(fig, args.out)
     print(f"wrote {args.out}", flush=True)
 

@@ -4,8 +4,8 @@ Optimisation-based search (Sussillo & Barak 2013, as used by Sedler et al. 2023)
 states sampled along the model's own latent trajectories plus small noise, minimise
 q(x) = ½‖r(x)‖² with Adam, where r is the dynamics' `fixed_point_residual` (F(x) − x for a discrete
 map, the vector field for an ODE); keep the points with q below `tolerance`, merge those closer
-than `unique_distance`, and take eigenvalues of the Jacobian of the one-step map (`dynamics.step`),
-comparable to the true system's I + dt·J.
+than `unique_distance`, and take eigenvalues of the Jacobian of the one-step map (`dynamics.step`, one
+bin), comparable to the true flow's exact one-bin map exp(dt·J) (data.attractors.one_step_eigenvalues).
 """
 
 from dataclasses import dataclass

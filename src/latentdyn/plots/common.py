@@ -1,4 +1,5 @@
-"""Figure saving shared by every plot: PNG and PDF side by side, written atomically."""
+"""What every plot shares: saving (PNG and PDF side by side, written atomically), the panel grid, and
+seeds drawn as seeds."""
 
 from pathlib import Path
 
@@ -6,8 +7,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
 
 from latentdyn.io import atomic_path  # noqa: E402
+
+MAX_COLUMNS = 3  # the report shows a figure ~850 px wide: more columns make its ticks unreadable
 
 
 def save_figure(fig, png_path):
@@ -17,3 +21,47 @@ def save_figure(fig, png_path):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=path.suffix[1:], dpi=150, bbox_inches="tight")
     plt.close(fig)
+
+
+def panel_grid(n_panels, width, height, **subplot_kw):
+    """(figure, its first `n_panels` axes) in rows of at most MAX_COLUMNS panels of `width` × `height`
+    inches; cells past `n_panels` are removed. `subplot_kw` goes to every panel (e.g. projection="3d")."""
+    columns = max(min(n_panels, MAX_COLUMNS), 1)
+    rows = max(-(-n_panels // columns), 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
+                             subplot_kw=subplot_kw or None)
+    for ax in axes.ravel()[n_panels:]:
+        ax.remove()
+    return fig, list(axes.ravel()[:n_panels])
+
+
+def seeds_per_configuration(table, by):
+    """The most runs (seeds) any configuration, the rows sharing the `by` columns, has."""
+    return int(table.groupby(by, dropna=False).size().max()) if len(table) else 0
+
+
+def draw_seeds_and_mean(ax, table, x, y, hue, palette, categorical=False):
+    """Each seed's `y` as a small dot and the mean over seeds as a large marker (joined along a numeric
+    `x`), one colour per `hue` level (`palette`). No error bars: the dots are the spread, and where every
+    configuration has one seed only the mean is drawn, so no spread is shown that was not measured.
+    Returns n, the most seeds of any configuration."""
+    table = table.dropna(subset=[y])
+    hues = [h for h in palette if h in set(table[hue])]
+    n = seeds_per_configuration(table, [x, hue])
+    common = dict(data=table, x=x, y=y, hue=hue, hue_order=hues, palette=palette, ax=ax)
+    if categorical:
+        order = list(dict.fromkeys(table[x]))
+        if n > 1:
+            sns.stripplot(**common, order=order, dodge=True, jitter=False, size=3, alpha=0.5, legend=False)
+        sns.pointplot(**common, order=order, dodge=0.8 - 0.8 / len(hues), errorbar=None, linestyle="none",
+                      markers="D", markersize=5)
+    else:
+        if n > 1:
+            sns.scatterplot(**common, s=12, alpha=0.5, legend=False)
+        sns.lineplot(**common, estimator="mean", errorbar=None, marker="o", markersize=6)
+    return n
+
+
+def seeds_note(n):
+    """What the markers of draw_seeds_and_mean show, for a title or legend."""
+    return f"large: mean of {n} seeds, small: each seed" if n > 1 else "one seed: no spread shown"
