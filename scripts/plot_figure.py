@@ -167,6 +167,7 @@ def main():
     bars.add_argument("--metrics", nargs="+", default=nlb.NLB_METRICS, help="table columns to draw")
     bars.add_argument("--table", required=True)
     bars.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
+    bars.add_argument("--simulated", nargs="*", default=[], help="datasets to label as simulated")
     bandwidth = sub.add_parser("sbtt-bandwidth")
     bandwidth.add_argument("--table", required=True)
     bandwidth.add_argument("--metrics", nargs="+", required=True, help="table columns drawn against the dropped fraction")
@@ -194,7 +195,7 @@ def main():
     elif args.figure == "metric-vs-latent":
         fig = attractors.plot_metric_vs_latent(pd.read_csv(args.table), args.metric)
     elif args.figure == "nlb-metrics":
-        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table), args.colours, args.metrics)
+        fig = nlb.plot_nlb_metrics(pd.read_csv(args.table), args.colours, args.metrics, args.simulated)
     elif args.figure == "sbtt-bandwidth":
         fig = sbtt.plot_bandwidth_curves(pd.read_csv(args.table), args.metrics)
     elif args.figure == "sbtt-two-photon":

@@ -178,6 +178,11 @@ RUN_FIGURES = {
 }
 
 
+def is_simulated(dataset):
+    """Whether binned NLB-style `dataset` (<name>_<bin>ms) was simulated, not recorded."""
+    return re.sub(r"_[0-9]+ms$", "", dataset) in SIMULATED_NWB
+
+
 def nlb_run_figures():
     """Per-run figures of the NLB study's first seed: those each model's kind offers for its params on
     that dataset (true rates: simulated datasets only)."""
@@ -186,11 +191,10 @@ def nlb_run_figures():
         return []
     targets = []
     for dataset in nlb_binned_names(study):
-        simulated = re.sub(r"_[0-9]+ms$", "", dataset) in SIMULATED_NWB
         for model in study["models"]:
             params = model_params(model, dataset)
             figures = get_kind(params["kind"]).run_figures(
-                params, has_true_rates=simulated
+                params, has_true_rates=is_simulated(dataset)
             )
             unknown = [figure for figure in figures if figure not in RUN_FIGURES]
             if unknown:

@@ -137,9 +137,10 @@ rule figure_nlb_metrics:
     params:
         script=f"{SCRIPTS}/plot_figure.py",
         colours=lambda wildcards: model_colours("nlb_study"),
+        simulated=lambda wildcards: shlex.join(simulated_nlb_datasets()),
     shell:
         "python {params.script:q} nlb-metrics --table {input:q} --colours {params.colours}"
-        " --out {output.png:q} > {log:q} 2>&1"
+        " --simulated {params.simulated} --out {output.png:q} > {log:q} 2>&1"
 
 
 rule figure_synthetic_rate_r2:

@@ -21,6 +21,11 @@ def model_colours(study):
     )
 
 
+def simulated_nlb_datasets():
+    """The NLB study's binned datasets that were simulated, for the figure to label them so."""
+    return [d for d in nlb_binned_names(config["nlb_study"]) if is_simulated(d)]
+
+
 def run_figure_inputs(wildcards):
     """The run's output.h5 and, for figures that read it, its binned dataset."""
     run = run_dir(wildcards.dataset, wildcards.model, config["nlb_study"]["seeds"][0])

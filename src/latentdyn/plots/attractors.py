@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from latentdyn.plots.common import draw_seeds_and_mean, panel_grid, plt, seeds_note
+from latentdyn.plots.common import draw_seeds_and_mean, legend_below, panel_grid, plt, seeds_note
 
 # The attractor study's models by config name (both of the sequential autoencoder kind) and the truth
 COLOURS = {"gru": "tab:blue", "node": "tab:orange", "truth": "black"}
@@ -107,13 +107,9 @@ def plot_fixed_point_eigenvalues(data, runs, system, bin_width_s):
             ax.text(0.5, 0.04, "no fixed point found:\nonly the truth is drawn", transform=ax.transAxes,
                     ha="center", va="bottom", fontsize=7, color="0.3")
         ax.set(title=f"{system}: {name}", xlabel="Re λ", ylabel="Im λ", aspect="equal")
-    handles = {}
-    for ax in axes:
-        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
     fig.suptitle(f"{EIGENVALUE_CONVENTION}, dt = {1000 * bin_width_s:.3g} ms", fontsize=9)
     fig.tight_layout()
-    fig.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
-               fontsize=8, frameon=False)  # below the panels: no data hidden
+    legend_below(fig, axes)
     return fig
 
 

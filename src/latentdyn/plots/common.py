@@ -24,10 +24,11 @@ def save_figure(fig, png_path):
 
 
 def panel_grid(n_panels, width, height, **subplot_kw):
-    """(figure, its first `n_panels` axes) in rows of at most MAX_COLUMNS panels of `width` × `height`
-    inches; cells past `n_panels` are removed. `subplot_kw` goes to every panel (e.g. projection="3d")."""
-    columns = max(min(n_panels, MAX_COLUMNS), 1)
-    rows = max(-(-n_panels // columns), 1)
+    """(figure, its first `n_panels` axes) in as few rows as MAX_COLUMNS allows, filled evenly (4 panels:
+    2 × 2), each `width` × `height` inches; spare cells are removed. `subplot_kw` goes to every panel (e.g.
+    projection="3d")."""
+    rows = max(-(-n_panels // MAX_COLUMNS), 1)
+    columns = max(-(-n_panels // rows), 1)
     fig, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
                              subplot_kw=subplot_kw or None)
     for ax in axes.ravel()[n_panels:]:
@@ -60,6 +61,18 @@ def draw_seeds_and_mean(ax, table, x, y, hue, palette, categorical=False):
             sns.scatterplot(**common, s=12, alpha=0.5, legend=False)
         sns.lineplot(**common, estimator="mean", errorbar=None, marker="o", markersize=6)
     return n
+
+
+def legend_below(fig, axes):
+    """One legend for the whole figure, under its panels (where it hides no data), from `axes`' labels;
+    the panels' own legends are removed."""
+    handles = {}
+    for ax in axes:
+        handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+        if ax.get_legend():
+            ax.get_legend().remove()
+    fig.legend(handles.values(), handles.keys(), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(len(handles), 4), fontsize=8, frameon=False)
 
 
 def seeds_note(n):
