@@ -417,6 +417,39 @@ def test_bandwidth_figure_draws_each_source_and_metric_with_the_published_curve(
     assert clipped.xy[1] == -1.0  # drawn at the floor, labelled with its true value (-1.4)
     assert "below -1" in lorenz.get_title()
     nlb = plot_bandwidth_curves(table, ["co-bps", "vel R2"])
-    assert len(nlb.axes) == 2 and nlb.axes[0].get_title() == "mc_maze_20ms"
+    assert len(nlb.axes) == 2 and nlb.axes[0].get_title().startswith("mc_maze_20ms (large: mean of 2 seeds")
     save_figure(nlb, tmp_path / "nlb.png")
     assert (tmp_path / "nlb.pdf").stat().st_size > 1000
+
+
+def test_bandwidth_figure_draws_each_seed_clipped_seeds_as_triangles_and_one_seed_alone():
+    from matplotlib.collections import PathCollection
+
+    from latentdyn.plots.sbtt import plot_bandwidth_curves
+
+    rows = [{"dataset": f"sbtt_lorenz_bw{b}", "model": "sbtt", "seed": seed, "bandwidth": b,
+             "dropped_fraction": 1 - b / 29, "rate_r2": value}
+            for b, values in ((29, (0.9, 0.8)), (2, (-3.0, 0.0))) for seed, value in enumerate(values)]
+    ax = plot_bandwidth_curves(pd.DataFrame(rows), ["rate_r2"]).axes[0]
+    dots = [c.get_offsets() for c in ax.collections if isinstance(c, PathCollection)]
+    assert sorted(len(d) for d in dots) == [1, 3]  # three seeds as dots, the one below -1 as a triangle
+    triangle = next(d for d in dots if len(d) == 1)
+    assert triangle[0][1] == -1.0
+    mean = next(line for line in ax.get_lines() if line.get_label() != "SBTT, published" and len(line.get_xdata()))
+    assert sorted(mean.get_ydata()) == pytest.approx([-1.0, 0.85])  # mean -1.5 drawn at the floor
+    assert "-1.5" in [text.get_text() for text in ax.texts]
+
+    one = plot_bandwidth_curves(pd.DataFrame([r for r in rows if r["seed"] == 0]), ["rate_r2"]).axes[0]
+    assert not [c for c in one.collections if isinstance(c, PathCollection)]  # the value alone, no spread
+    assert "one seed" in one.get_title()
+
+
+def test_pretraining_figure_shows_no_band_from_one_scratch_seed():
+    from latentdyn.plots.sbtt import plot_pretraining
+
+    rows = [{"model": model, "seed": 0, "bandwidth": 5, "dropped_fraction": 1 - 5 / 29, "rate_r2": r2}
+            for model, r2 in (("sbtt", 0.5), ("sbtt-P10", 0.6), ("sbtt-P100", 0.8))]
+    ax = plot_pretraining(pd.DataFrame(rows)).axes[0]
+    assert not ax.patches  # no s.d. band
+    assert "one seed" in ax.get_title()
+    assert any("SBTT from scratch (one seed)" == text.get_text() for text in ax.get_legend().get_texts())

@@ -41,25 +41,32 @@ def seeds_per_configuration(table, by):
     return int(table.groupby(by, dropna=False).size().max()) if len(table) else 0
 
 
-def draw_seeds_and_mean(ax, table, x, y, hue, palette, categorical=False):
+def draw_seeds_and_mean(ax, table, x, y, hue, palette, categorical=False, floor=None):
     """Each seed's `y` as a small dot and the mean over seeds as a large marker (joined along a numeric
     `x`), one colour per `hue` level (`palette`). No error bars: the dots are the spread, and where every
     configuration has one seed only the mean is drawn, so no spread is shown that was not measured.
-    Returns n, the most seeds of any configuration."""
+    With a `floor` (numeric `x` only) values and means below it are drawn at it, a seed's as an open
+    triangle (the caller marks the means: their true values belong beside them). Returns n, the most seeds
+    of any configuration."""
     table = table.dropna(subset=[y])
     hues = [h for h in palette if h in set(table[hue])]
     n = seeds_per_configuration(table, [x, hue])
-    common = dict(data=table, x=x, y=y, hue=hue, hue_order=hues, palette=palette, ax=ax)
+    common = dict(x=x, y=y, hue=hue, hue_order=hues, palette=palette, ax=ax)
     if categorical:
         order = list(dict.fromkeys(table[x]))
         if n > 1:
-            sns.stripplot(**common, order=order, dodge=True, jitter=False, size=3, alpha=0.5, legend=False)
-        sns.pointplot(**common, order=order, dodge=0.8 - 0.8 / len(hues), errorbar=None, linestyle="none",
+            sns.stripplot(table, **common, order=order, dodge=True, jitter=False, size=3, alpha=0.5, legend=False)
+        sns.pointplot(table, **common, order=order, dodge=0.8 - 0.8 / len(hues), errorbar=None, linestyle="none",
                       markers="D", markersize=5)
-    else:
-        if n > 1:
-            sns.scatterplot(**common, s=12, alpha=0.5, legend=False)
-        sns.lineplot(**common, estimator="mean", errorbar=None, marker="o", markersize=6)
+        return n
+    estimator = "mean" if floor is None else (lambda values: max(values.mean(), floor))
+    if n > 1:
+        clipped = table[y] < (float("-inf") if floor is None else floor)
+        sns.scatterplot(table[~clipped], **common, s=12, alpha=0.5, legend=False)
+        if clipped.any():
+            ax.scatter(table.loc[clipped, x], [floor] * clipped.sum(), marker="v", s=20, facecolors="none",
+                       edgecolors=[palette[h] for h in table.loc[clipped, hue]])
+    sns.lineplot(table, **common, estimator=estimator, errorbar=None, marker="o", markersize=6)
     return n
 
 

@@ -6,7 +6,7 @@ import re
 
 import numpy as np
 
-from latentdyn.plots.common import plt
+from latentdyn.plots.common import draw_seeds_and_mean, panel_grid, plt, seeds_note
 
 # Published SBTT rate R² on the demo Lorenz data (29 channels) per bandwidth (reference README §5).
 PUBLISHED_RATE_R2 = {29: 0.911, 25: 0.908, 20: 0.891, 15: 0.888, 10: 0.852, 5: 0.757, 3: 0.589, 2: 0.339}
@@ -15,6 +15,7 @@ PUBLISHED_CHANNELS = 29
 R2_FLOOR = -1.0  # R² below this is drawn at it (a zero-filled model at low bandwidth scores far below 0)
 METRIC_LABELS = {"rate_r2": "rate R²", "co-bps": "co-bps", "vel R2": "vel R²"}
 BAND_COLUMN = re.compile(r"^subframe_rate_r2_(?P<low>[0-9.]+)-(?P<high>[0-9.]+)hz$")
+PRETRAINED_LABEL = "pretrained on n full trials, then SBTT"
 PRETRAINED_MODEL = re.compile(r"^(?P<model>.+)-P(?P<trials>[0-9]+)$")  # <model>-P<n>: pretrained on n full trials
 TWO_PHOTON_METRICS = {
     "subframe_calcium_r2": "dF/F R²",
@@ -29,33 +30,31 @@ def _colors(names):
     return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
 
 
-def _mean_sd(frame, by, metric):
-    stats = frame.groupby(by)[metric].agg(["mean", "std"]).sort_index()
-    return stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].fillna(0.0).to_numpy()
+def _is_r2(metric):
+    return metric.endswith("r2") or metric.endswith("R2")
 
 
 def plot_bandwidth_curves(table, metrics):
-    """One panel per source dataset and metric: the metric (mean ± SD over seeds) against the fraction of
-    held-in channels dropped, one line per model; the published SBTT curve on the demo Lorenz data."""
+    """One panel per source dataset and metric: the metric (each seed and the mean over seeds) against the
+    fraction of held-in channels dropped, one line per model; the published SBTT curve on the demo Lorenz
+    data."""
     table = table.assign(source=table["dataset"].str.replace(r"_bw[0-9]+$", "", regex=True))
     metrics = [m for m in metrics if m in table.columns and table[m].notna().any()]
     sources = [s for s in dict.fromkeys(table["source"]) if any(table.loc[table["source"] == s, m].notna().any() for m in metrics)]
     if not metrics or not sources:
         raise ValueError(f"the table has no values of {metrics} to draw")
     colors = _colors(list(dict.fromkeys(table["model"])))
-    fig, axes = plt.subplots(len(sources), len(metrics), figsize=(4.6 * len(metrics), 3.6 * len(sources)), squeeze=False)
-    for row, source in enumerate(sources):
+    fig, axes = panel_grid(len(sources) * len(metrics), 4.6, 3.6)
+    panels = iter(axes)
+    for source in sources:
         rows = table[table["source"] == source]
-        for ax, metric in zip(axes[row], metrics):
-            clipped = False
+        for ax, metric in zip(panels, metrics):
+            floor = R2_FLOOR if _is_r2(metric) else None
+            n = draw_seeds_and_mean(ax, rows, "dropped_fraction", metric, "model", colors, floor=floor)
+            clipped = floor is not None and bool((rows[metric] < floor).any())
             for model, runs in rows.groupby("model", sort=False):
-                x, mean, sd = _mean_sd(runs.dropna(subset=[metric]), "dropped_fraction", metric)
-                if not len(x):
-                    continue
-                shown = np.maximum(mean, R2_FLOOR) if metric.endswith("r2") or metric.endswith("R2") else mean
-                clipped |= bool(np.any(shown != mean))
-                ax.errorbar(x, shown, yerr=sd, marker="o", ms=4, capsize=3, color=colors[model], label=model)
-                mark_clipped(ax, x, mean, shown, colors[model])
+                mean = runs.groupby("dropped_fraction")[metric].mean().dropna()
+                mark_clipped(ax, mean.index, mean, mean.clip(lower=floor), colors[model])
             if metric == "rate_r2" and source == PUBLISHED_DATASET:
                 bw = np.array(sorted(PUBLISHED_RATE_R2, reverse=True))
                 ax.plot(1 - bw / PUBLISHED_CHANNELS, [PUBLISHED_RATE_R2[b] for b in bw], "k--", lw=1, marker="s",
@@ -64,7 +63,8 @@ def plot_bandwidth_curves(table, metrics):
             ax.set_xticks(ticks["dropped_fraction"], [f"{f:.2f}\n({int(b)})" for f, b in ticks.to_numpy()], fontsize=7)
             ax.set_xlabel("fraction of channels dropped\n(channels observed per bin)")
             ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-            ax.set_title(f"{source}" + (f" (▽: below {R2_FLOOR:g}, true value beside it)" if clipped else ""), fontsize=9)
+            below = f"\n▽: below {R2_FLOOR:g}, drawn at it (a mean's true value above it)" if clipped else ""
+            ax.set_title(f"{source} ({seeds_note(n)}){below}", fontsize=8)
             ax.axhline(0.0, color="0.8", lw=0.8, zorder=0)
             ax.legend(fontsize=7)
     fig.tight_layout()
@@ -82,29 +82,32 @@ def mark_clipped(ax, x, mean, shown, colour):
 
 
 def plot_pretraining(table, metric="rate_r2"):
-    """One panel per bandwidth: `metric` (mean ± SD over seeds) of SBTT started from dynamics pretrained on
-    n fully observed trials, against n; SBTT from scratch on the same sparse data as a band."""
+    """One panel per bandwidth: `metric` (each seed and the mean over seeds) of SBTT started from dynamics
+    pretrained on n fully observed trials, against n; SBTT from scratch on the same sparse data as a line,
+    with its seeds' s.d. as a band only where it has several seeds."""
     names = table["model"].str.extract(PRETRAINED_MODEL)
-    table = table.assign(trials=names["trials"].astype(float))
+    table = table.assign(trials=names["trials"].astype(float), series=PRETRAINED_LABEL)
     bandwidths = sorted(table["bandwidth"].unique(), reverse=True)
     if table["trials"].isna().all() or table["trials"].notna().all():
         raise ValueError("the table needs runs pretrained on n full trials (<model>-P<n>) and runs from scratch")
-    fig, axes = plt.subplots(1, len(bandwidths), figsize=(4.4 * len(bandwidths), 3.6), squeeze=False, sharey=True)
-    for ax, bandwidth in zip(axes[0], bandwidths):
+    fig, axes = panel_grid(len(bandwidths), 4.4, 3.6)
+    for ax, bandwidth in zip(axes, bandwidths):
         rows = table[table["bandwidth"] == bandwidth]
         scratch = rows.loc[rows["trials"].isna(), metric]
         pretrained = rows[rows["trials"].notna()]
-        x, mean, sd = _mean_sd(pretrained, "trials", metric)
-        ax.errorbar(x, mean, yerr=sd, marker="o", ms=4, capsize=3, label="pretrained on n full trials, then SBTT")
-        spread = 0.0 if len(scratch) < 2 else scratch.std()
-        ax.axhline(scratch.mean(), color="k", lw=1, label="SBTT from scratch (± SD)")
-        ax.axhspan(scratch.mean() - spread, scratch.mean() + spread, color="0.85", zorder=0)
+        n = draw_seeds_and_mean(ax, pretrained, "trials", metric, "series", {PRETRAINED_LABEL: "tab:blue"})
+        several = len(scratch) > 1
+        ax.axhline(scratch.mean(), color="k", lw=1,
+                   label=f"SBTT from scratch ({'mean ± s.d. of ' + str(len(scratch)) + ' seeds' if several else 'one seed'})")
+        if several:
+            ax.axhspan(scratch.mean() - scratch.std(), scratch.mean() + scratch.std(), color="0.85", zorder=0)
+        x = sorted(pretrained["trials"].unique())
         ax.set_xscale("log")
-        ax.set_xticks(x, [str(int(n)) for n in x])
+        ax.set_xticks(x, [str(int(k)) for k in x])
         ax.minorticks_off()
         channels = round(bandwidth / (1 - rows["dropped_fraction"].iloc[0]))
-        ax.set(xlabel="fully observed trials pretrained on", ylabel=METRIC_LABELS.get(metric, metric),
-               title=f"{bandwidth} of {channels} channels observed per bin")
+        ax.set(xlabel="fully observed trials pretrained on", ylabel=METRIC_LABELS.get(metric, metric))
+        ax.set_title(f"{bandwidth} of {channels} channels observed per bin\n({seeds_note(n)})", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -121,13 +124,14 @@ def plot_two_photon(table):
     width = 0.8 / max(len(runs), 1)
     for i, run in enumerate(runs):
         rows = table[table["run"] == run]
+        several = rows.groupby("seed").ngroups > 1  # s.d. of one seed is not a spread: no error bar
         mean = [rows[m].mean() for m in metrics]
-        sd = [0.0 if np.isnan(s) else s for s in (rows[m].std() for m in metrics)]
+        sd = [rows[m].std() for m in metrics] if several else None
         bars.bar(np.arange(len(metrics)) + i * width, np.maximum(mean, R2_FLOOR), width, yerr=sd, color=colors[run],
                  label=run)
         if bands:
             values = [rows[c].mean() for _, _, c in bands]
-            errors = [0.0 if np.isnan(s) else s for s in (rows[c].std() for _, _, c in bands)]
+            errors = [rows[c].std() for _, _, c in bands] if several else None
             spectrum.errorbar(np.arange(len(bands)), np.maximum(values, R2_FLOOR), yerr=errors, marker="o", capsize=3,
                               color=colors[run], label=run)
     bars.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, [TWO_PHOTON_METRICS[m] for m in metrics], fontsize=8)
