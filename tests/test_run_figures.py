@@ -68,8 +68,10 @@ def test_factor_figure_draws_one_trajectory_per_trial_coloured_by_condition():
     factors = embed(smooth_trajectories(9, N_BINS), 8)
     cond_idx = [np.array([0, 1, 2]), np.array([3, 4, 5, 6])]  # trials 7, 8 are in no condition
     fig = run_figures.plot_factor_trajectories(factors, BIN_S, cond_idx, start_ms=WINDOW_MS[0])
-    space, *time_axes = fig.axes
+    keys = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    space, *time_axes = [ax for ax in fig.axes if ax not in keys]
     assert space.name == "3d" and len(time_axes) == 3
+    assert len(keys) == 1 and list(keys[0].get_yticks()) == [0, 1]  # a colour key of the two conditions
     assert len(space.get_lines()) == 9 and all(len(ax.get_lines()) == 9 for ax in time_axes)
     colors = [line.get_color() for line in space.get_lines()]
     assert len({colors[0], colors[1], colors[2]}) == 1 and len({colors[3], colors[6]}) == 1
@@ -82,6 +84,7 @@ def test_factor_figure_without_conditions_uses_one_colour_and_caps_the_trials():
     fig = run_figures.plot_factor_trajectories(factors, BIN_S, None, max_trials=10)
     lines = fig.axes[0].get_lines()
     assert len(lines) == 10 and len({line.get_color() for line in lines}) == 1
+    assert not [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]  # no key without conditions
 
 
 # --- rates against the truth ---
@@ -100,7 +103,7 @@ def test_rates_figure_draws_true_and_inferred_rates_of_the_most_variable_neurons
     np.testing.assert_allclose(trial2_neuron4.get_lines()[0].get_ydata(), true[2, :, 4])
     np.testing.assert_allclose(trial2_neuron4.get_lines()[1].get_ydata(), inferred[2, :, 4])
     assert len(scatter.collections[0].get_offsets()) == true.size
-    assert "R² = 1.00" in scatter.get_title() or "R² = 0.99" in scatter.get_title()
+    assert "pooled R² = 1.00" in scatter.get_title() or "pooled R² = 0.99" in scatter.get_title()
 
 
 def test_rates_figure_rejects_mismatched_shapes():
@@ -170,6 +173,14 @@ def test_training_curves_draw_one_panel_per_group():
     assert len(recon.get_lines()) == 3
     np.testing.assert_allclose(recon.get_lines()[1].get_ydata(), table["valid_recon"])
     np.testing.assert_allclose(recon.get_lines()[1].get_xdata(), table["epoch"])
+    assert len({round(ax.get_position().x0, 3) for ax in fig.axes}) == 3  # 7 panels: rows of 3
+
+
+def test_training_curves_leave_out_constant_panels_and_name_their_value():
+    table = history(LFADS_HISTORY).assign(train_l2=0.0, valid_l2=0.0, lr=1e-3)
+    fig = run_figures.plot_training_curves(table, "run")
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "recon", "kl_ic", "kl_co", "ramps"]
+    assert "constant, not drawn: l2 = 0, learning rate = 0.001" in fig._suptitle.get_text()
 
 
 # --- the plot script's subcommands on files ---

@@ -6,8 +6,10 @@ scripts/plot_figure.py reads the files and saves the figures (plots.common.save_
 """
 
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import BoundaryNorm, ListedColormap
 
-from latentdyn.plots.common import plt
+from latentdyn.plots.common import panel_grid, plt
 
 MAX_SCATTER_POINTS = 20_000
 MAX_TRAJECTORIES = 300
@@ -75,8 +77,9 @@ def plot_rates_vs_truth(true_rates, inferred_rates, bin_width_s, title="", n_neu
         low = min(true_flat[finite].min(), inferred_flat[finite].min())
         high = max(true_flat[finite].max(), inferred_flat[finite].max())
         ax.plot([low, high], [low, high], color="black", lw=0.8, ls="--")
+    # one R² over every entry, not the tables' rate R² (the mean of per-neuron R²s): named apart
     ax.set(xlabel="true rate (spikes/bin)", ylabel="inferred rate (spikes/bin)",
-           title=f"all eval entries: R² = {r2_score(true_rates, inferred_rates):.3f}")
+           title=f"all eval entries: pooled R² = {r2_score(true_rates, inferred_rates):.3f}")
     fig.suptitle(title)
     return fig
 
@@ -108,10 +111,19 @@ def condition_labels(n_trials, cond_idx):
     return labels
 
 
-def _condition_colors(labels):
+def _condition_cmap(labels):
+    """One hsv colour per condition, as a colormap its colour key (a colorbar) can show."""
     n_conditions = max(labels.max() + 1, 1)
-    cmap = plt.get_cmap("hsv")
-    return [cmap(label / n_conditions) if label >= 0 else "0.5" for label in labels]
+    return ListedColormap([plt.get_cmap("hsv")(c / n_conditions) for c in range(n_conditions)])
+
+
+def _condition_key(fig, ax, cmap):
+    """A colorbar naming each condition's colour (ticks at a few condition indices)."""
+    n = cmap.N
+    key = fig.colorbar(ScalarMappable(BoundaryNorm(np.arange(n + 1) - 0.5, n), cmap), ax=ax, shrink=0.6, pad=0.1)
+    key.set_ticks(np.unique(np.linspace(0, n - 1, min(n, 6)).round()))
+    key.set_label("condition (grey: none)", fontsize=8)
+    key.ax.tick_params(labelsize=7)
 
 
 def plot_factor_trajectories(factors, bin_width_s, cond_idx=None, title="", start_ms=0.0,
@@ -121,7 +133,8 @@ def plot_factor_trajectories(factors, bin_width_s, cond_idx=None, title="", star
     when there are no conditions), and each PC against time."""
     projected, explained = project_factors(factors)
     labels = condition_labels(len(projected), cond_idx)
-    colors = _condition_colors(labels)
+    cmap = _condition_cmap(labels)
+    colors = [cmap(label) if label >= 0 else "0.5" for label in labels]
     shown = np.unique(np.linspace(0, len(projected) - 1, min(max_trials, len(projected))).round().astype(int))
     times = bin_times_ms(projected.shape[1], bin_width_s, start_ms)
     fig = plt.figure(figsize=(11, 4.2))
@@ -134,6 +147,8 @@ def plot_factor_trajectories(factors, bin_width_s, cond_idx=None, title="", star
     n_conditions = len(set(labels[labels >= 0]))
     coloured = f"{n_conditions} conditions" if n_conditions else "no conditions"
     ax.set_title(f"{len(shown)} trials, {coloured}\n(dot: first bin)", fontsize=9)
+    if n_conditions:
+        _condition_key(fig, ax, cmap)
     for pc in range(3):
         ax = fig.add_subplot(grid[pc, 1])
         for trial in shown:
@@ -211,16 +226,24 @@ def _line_style(column):
     return {"color": "tab:blue", "lw": 1.2}
 
 
+def constant_panels(history, panels):
+    """The `panels` whose every column holds one value (L2 at 0, a fixed learning rate): a flat line says
+    no more than its value does."""
+    return [(title, columns) for title, columns in panels
+            if all(history[c].dropna().nunique() <= 1 for c in columns)]
+
+
 def plot_training_curves(history, title=""):
     """Training curves from a history table (pandas DataFrame, one row per epoch): one panel per entry of
-    `history_panels` (loss, each logged term, ramps, learning rate), train blue, valid orange, smoothed
-    dashed; log-scaled where every value is positive and they span more than a factor of 20."""
+    `history_panels` (loss, each logged term, ramps, learning rate) that changes, train blue, valid orange,
+    smoothed dashed; log-scaled where every value is positive and they span more than a factor of 20.
+    Constant panels are named with their value in the title instead of drawn."""
     panels = history_panels(history.columns)
+    constant = constant_panels(history, panels)
+    panels = [panel for panel in panels if panel not in constant] or panels[:1]
     epochs = history["epoch"].to_numpy() if "epoch" in history.columns else np.arange(1, len(history) + 1)
-    n_cols = min(len(panels), 4)
-    n_rows = -(-len(panels) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
-    for ax, (panel, columns) in zip(axes.ravel(), panels):
+    fig, axes = panel_grid(len(panels), 3.6, 2.8)
+    for ax, (panel, columns) in zip(axes, panels):
         for i, column in enumerate(columns):
             ramp = {"color": plt.get_cmap("tab10")(i % 10), "lw": 1.2, "ls": ("-", "--", ":", "-.")[i % 4]}
             style = ramp if panel == "ramps" else _line_style(column)
@@ -231,8 +254,8 @@ def plot_training_curves(history, title=""):
             ax.set_yscale("log")
         ax.set(title=panel, xlabel="epoch")
         ax.legend(fontsize=6)
-    for ax in axes.ravel()[len(panels):]:
-        ax.remove()
-    fig.suptitle(title)
+    flat = ", ".join(f"{panel} = {history[columns[0]].dropna().iloc[0]:g}" for panel, columns in constant
+                     if history[columns[0]].notna().any())
+    fig.suptitle(title + (f"\nconstant, not drawn: {flat}" if flat else ""), fontsize=10)
     fig.tight_layout()
     return fig
