@@ -87,7 +87,7 @@ def print_table(rows, device):
     for row in rows:
         print(
             f"{row['model']:19s}{row['variant']:24s}{row['bins']:5d}{row['ms_per_trial']:16.3f}"
-            f"{row['trials_per_s']:14.0f} ({row['batch']:3d}){row['max_abs_diff']:16.2e}"
+            f"{row['trials_per_s']:14.0f} ({row['throughput_batch']:3d}){row['max_abs_diff']:16.2e}"
         )
 
 

@@ -14,7 +14,7 @@ from test_lfads import one_thread  # noqa: F401 (autouse fixture)
 
 from latentdyn.errors import ConfigError
 from latentdyn.data.prepare import prepare, split_rates
-from latentdyn.metrics.latency import WARMUP_CALLS, median_ms
+from latentdyn.metrics.latency import COLUMNS, WARMUP_CALLS, quartiles_ms
 from latentdyn.metrics.latency_goal import goal_check
 from latentdyn.models.kinds import get_kind, latency_kinds, resolve_model
 from latentdyn.plots.latency import plot_latency
@@ -29,22 +29,22 @@ TINY_MODELS = {
         "fac_dim": 3, "posterior_samples": 0,
     },
 }
-COLUMNS = ["model", "kind", "variant", "bins", "ms_per_trial", "trials_per_s", "batch", "max_abs_diff", "device"]
 
 
 def tiny_models():
     return {name: resolve_model(name, params) for name, params in TINY_MODELS.items()}
 
 
-def test_median_ms_warms_up_then_times_every_repeat():
+def test_quartiles_warm_up_then_time_every_repeat():
     calls = []
 
     def run():
         calls.append(None)
-        time.sleep(0.002)
+        time.sleep(0.002 if len(calls) % 2 else 0.02)
 
-    assert median_ms(run, 7, torch.device("cpu")) >= 2.0
-    assert len(calls) == WARMUP_CALLS + 7
+    q25, median, q75 = quartiles_ms(run, 8, torch.device("cpu"))
+    assert len(calls) == WARMUP_CALLS + 8
+    assert 2.0 <= q25 < 10.0 < q75 and q25 <= median <= q75  # half the calls 2 ms, half 20 ms
 
 
 @pytest.mark.parametrize("name", TINY_MODELS)
@@ -74,18 +74,22 @@ def test_script_writes_every_column_with_finite_times(tmp_path):
         check=True, capture_output=True, text=True,
     )
     table = pd.read_csv(out)
-    assert list(table.columns) == COLUMNS
+    assert list(table.columns) == COLUMNS and "batch" not in COLUMNS
+    for column in ("ms_per_trial", "trials_per_s"):
+        assert (table[f"{column}_q25"] <= table[column]).all() and (table[column] <= table[f"{column}_q75"]).all()
     assert len(table) == 4 and set(table["kind"]) == {"ndt", "lfads"} and list(table["bins"]) == [6, 6, 14, 14]
     assert (table[["ms_per_trial", "trials_per_s"]] > 0).all().all()
     assert np.isfinite(table[["ms_per_trial", "trials_per_s"]]).all().all()
-    assert (table["max_abs_diff"] == 0.0).all() and (table["batch"] == 4).all()  # fp32 eager is the reference
+    assert (table["max_abs_diff"] == 0.0).all() and (table["throughput_batch"] == 4).all()  # fp32 eager is the reference
     assert set(table["device"]) == {"CPU, 1 thread"}
     assert [p.name for p in out.parent.iterdir()] == ["latency.csv"]  # no temporary file left
 
 
 def timing_row(kind, variant, ms, difference=0.0, bins=140):
     return {"model": f"{kind}_x", "kind": kind, "variant": variant, "bins": bins, "ms_per_trial": ms,
-            "trials_per_s": 1e3 / ms, "batch": 8, "max_abs_diff": difference, "device": "CPU, 1 thread"}
+            "ms_per_trial_q25": 0.9 * ms, "ms_per_trial_q75": 1.2 * ms, "trials_per_s": 8e3 / ms,
+            "trials_per_s_q25": 7e3 / ms, "trials_per_s_q75": 9e3 / ms, "throughput_batch": 8,
+            "max_abs_diff": difference, "device": "CPU, 1 thread"}
 
 
 def test_goal_takes_the_fastest_variant_whose_rates_match_fp32():
@@ -114,6 +118,10 @@ def test_figure_names_the_device_and_the_speedup():
     assert "CPU, 1 thread" in title and "4.0x faster" in title
     assert fig.axes[0].get_yscale() == "log" and len(fig.axes[0].lines) == 2  # two models; no GPU goal on a CPU
     assert "goal on a GPU" in fig.axes[0].texts[0].get_text() and "not drawn" in fig.axes[0].texts[0].get_text()
+    bands = fig.axes[0].collections  # the interquartile range of each model's calls
+    assert len(bands) == 2 and "IQR" in fig.axes[0].get_ylabel() and "batch 8" in fig.axes[1].get_ylabel()
+    ndt = next(band for band in bands if band.get_facecolor()[0][2] > 0.5)  # tab:purple
+    np.testing.assert_allclose(sorted(ndt.get_paths()[0].vertices[:, 1])[0], 0.9 * 0.4)
     on_gpu = plot_latency(table.assign(device="NVIDIA H200"), {"ndt_x": "tab:purple", "lfads_x": "tab:red"},
                           *latency_kinds())
     assert len(on_gpu.axes[0].lines) == 3  # two models and the goal line

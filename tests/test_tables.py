@@ -48,7 +48,7 @@ def test_every_column_is_explained_with_its_unit_and_missing_values_are_marked()
 
 def test_a_table_without_seeds_is_shown_without_a_summary():
     latency = pd.DataFrame({"model": ["ndt"], "kind": ["ndt"], "variant": ["fp32 eager"], "bins": [35],
-                            "ms_per_trial": [0.51418], "trials_per_s": [5542.7], "batch": [16],
+                            "ms_per_trial": [0.51418], "trials_per_s": [5542.7], "throughput_batch": [16],
                             "max_abs_diff": [0.0], "device": ["CPU, 1 thread"]})
     page = text(table_html(latency, "latency"))
     assert "ndt ndt fp32 eager 35 0.514 5543 16 0.000000" in page and "±" not in page

@@ -3,7 +3,7 @@ time per trial at batch 1, what a real-time decoder sees, and throughput of a ba
 of bins.
 
 Timed correctly: warm-up calls first (lazy initialisation, allocator, kernel selection), then the median
-of many calls, the device synchronised around each (CUDA launches are asynchronous: unsynchronised, one
+of many calls with their quartiles, the device synchronised around each (CUDA launches are asynchronous: unsynchronised, one
 times the launch, not the work). On CUDA further variants are tried: the forward captured in a CUDA graph
 (no launch cost per kernel), torch.compile where the kind says it compiles quickly (compiled_inference),
 and bf16 / fp16 autocast inside the graph. Every variant reports the largest difference of its rates
@@ -12,16 +12,17 @@ variants that match).
 """
 
 import contextlib
-import statistics
 import sys
 import time
 
+import numpy as np
 import torch
 
 from latentdyn.data.prepare import DataShapes
 from latentdyn.models.kinds import require_capability
 
-COLUMNS = ["model", "kind", "variant", "bins", "ms_per_trial", "trials_per_s", "batch", "max_abs_diff", "device"]
+COLUMNS = ["model", "kind", "variant", "bins", "ms_per_trial", "ms_per_trial_q25", "ms_per_trial_q75", "trials_per_s",
+           "trials_per_s_q25", "trials_per_s_q75", "throughput_batch", "max_abs_diff", "device"]
 CAPABILITY = "realtime_inference"  # the kind's model module has infer_rates
 STUDY_KEY = "latency_study.models"
 WARMUP_CALLS = 10
@@ -68,8 +69,9 @@ def variants(kind, device):
 
 
 def time_variants(name, params, shapes, trial, trials, device, repeats):
-    """One row per variant of model `name`: batch-1 latency, throughput at the batch of `trials`, and the
-    largest |rates - fp32 eager rates|. A variant that cannot be built here is skipped with a note."""
+    """One row per variant of model `name`: batch-1 latency and throughput at the batch of `trials`, each
+    as median and quartiles over calls, and the largest |rates - fp32 eager rates|. A variant that cannot
+    be built here is skipped with a note."""
     kind, rates = inference(name, params, shapes, device)
     with torch.inference_mode():
         reference = rates(trial)
@@ -82,16 +84,17 @@ def time_variants(name, params, shapes, trial, trials, device, repeats):
             continue
         with torch.inference_mode():
             difference = (per_trial() - reference).abs().max().item()
-            trial_ms = median_ms(per_trial, repeats, device)
-            batch_ms = median_ms(per_batch, max(repeats // 10, 3), device)
+            trial_ms = quartiles_ms(per_trial, repeats, device)
+            batch_ms = quartiles_ms(per_batch, max(repeats // 10, 3), device)
+        per_s = trials.shape[0] * 1e3 / batch_ms[::-1]  # the slowest quarter of calls gives the lowest throughput
         yield {
             "model": name,
             "kind": kind.name,
             "variant": variant,
             "bins": shapes.n_bins,
-            "ms_per_trial": trial_ms,
-            "trials_per_s": trials.shape[0] / batch_ms * 1e3,
-            "batch": trials.shape[0],
+            **dict(zip(["ms_per_trial_q25", "ms_per_trial", "ms_per_trial_q75"], trial_ms.tolist())),
+            **dict(zip(["trials_per_s_q25", "trials_per_s", "trials_per_s_q75"], per_s.tolist())),
+            "throughput_batch": trials.shape[0],
             "max_abs_diff": difference,
             "device": describe_device(device),
         }
@@ -133,9 +136,10 @@ def make_runner(mode, dtype, rates, inputs):
     return replay
 
 
-def median_ms(run, repeats, device):
-    """Median milliseconds of `repeats` calls of `run` after WARMUP_CALLS untimed ones, the device
-    synchronised before each clock read so that the work, not its launch, is timed."""
+def quartiles_ms(run, repeats, device):
+    """Lower quartile, median and upper quartile (an array) of the milliseconds of `repeats` calls of `run`
+    after WARMUP_CALLS untimed ones, the device synchronised before each clock read so that the work, not
+    its launch, is timed. The quartiles say how much the calls varied, which a median alone hides."""
     synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(WARMUP_CALLS):
         run()
@@ -146,7 +150,7 @@ def median_ms(run, repeats, device):
         run()
         synchronize()
         seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds) * 1e3
+    return np.percentile(seconds, [25, 50, 75]) * 1e3
 
 
 def describe_device(device):
@@ -161,5 +165,6 @@ def row_line(row):
     """One timing row as a line of a log."""
     return (
         f"{row['model']:20s} {row['variant']:22s} {row['bins']:4d} bins  {row['ms_per_trial']:9.3f} ms/trial  "
-        f"{row['trials_per_s']:11.0f} trials/s (batch {row['batch']})  max|Δ| {row['max_abs_diff']:.2e}"
+        f"(IQR {row['ms_per_trial_q25']:.3f}–{row['ms_per_trial_q75']:.3f})  {row['trials_per_s']:11.0f} trials/s "
+        f"(batch {row['throughput_batch']})  max|Δ| {row['max_abs_diff']:.2e}"
     )

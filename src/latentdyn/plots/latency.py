@@ -1,5 +1,6 @@
 """Latency figure (Ye & Pandarinath 2021's NDT vs LFADS comparison): time per trial at batch 1 and batched
-throughput against the number of bins, one line per model and variant (metrics/latency.py)."""
+throughput against the number of bins, one line (median) and band (interquartile range of the calls) per
+model and variant (metrics/latency.py)."""
 
 from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, StrMethodFormatter
 
@@ -10,8 +11,8 @@ VARIANT_STYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1))]
 
 
 def plot_latency(table, colours, fast, slow):
-    """Left: ms per trial at batch 1 (log scale) with the 1 ms goal; right: trials per second at the batch
-    size, each model in `colours[model]`. The title names the device and the speed-up of the goal kind
+    """Left: ms per trial at batch 1 (log scale) with the 1 ms goal; right: trials per second at the
+    throughput batch, each model in `colours[model]`, medians as lines over their quartiles as bands. The title names the device and the speed-up of the goal kind
     `fast` over the baseline kind `slow` (NDT over LFADS; kinds.latency_kinds) at GOAL_BINS bins."""
     if table.empty:
         raise ValueError("the latency table has no rows to draw")
@@ -21,8 +22,10 @@ def plot_latency(table, colours, fast, slow):
     for (model, variant), rows in table.groupby(["model", "variant"], sort=False):
         rows = rows.sort_values("bins")
         style = dict(color=colours[model], ls=styles[variant], marker="o", ms=4, label=f"{model}, {variant}")
-        per_trial.plot(rows["bins"], rows["ms_per_trial"], **style)
-        throughput.plot(rows["bins"], rows["trials_per_s"], **style)
+        for ax, column in ((per_trial, "ms_per_trial"), (throughput, "trials_per_s")):
+            ax.plot(rows["bins"], rows[column], **style)
+            ax.fill_between(rows["bins"], rows[f"{column}_q25"], rows[f"{column}_q75"], color=colours[model],
+                            alpha=0.15, lw=0)
     goal = f"goal on a GPU: {fast.upper()} <= {GOAL_MS_PER_TRIAL:g} ms"
     if measured_on_gpu(table):
         per_trial.axhline(GOAL_MS_PER_TRIAL, color="0.6", lw=0.8, ls="--", zorder=0)
@@ -31,8 +34,9 @@ def plot_latency(table, colours, fast, slow):
     else:  # a GPU goal drawn over CPU times would read as a verdict on them
         per_trial.annotate(f"measured on the CPU: the {goal} is not drawn", (0.02, 0.97), xycoords="axes fraction",
                            ha="left", va="top", fontsize=7, color="0.4")
-    per_trial.set_ylabel("ms per trial (batch 1)")
-    throughput.set_ylabel(f"trials per second (batch {', '.join(str(b) for b in table['batch'].unique())})")
+    per_trial.set_ylabel("ms per trial (batch 1; median, band: IQR)")
+    batches = ", ".join(str(b) for b in table["throughput_batch"].unique())
+    throughput.set_ylabel(f"trials per second (batch {batches}; median, band: IQR)")
     bins = sorted(table["bins"].unique())
     for ax in (per_trial, throughput):
         ax.set_xscale("log")

@@ -38,14 +38,18 @@ GLOSSARY = {
     "variant": ("how inference ran (precision, eager, CUDA graph, compiled)", "", None),
     "bins": ("bins per trial", "bins", 0),
     "ms_per_trial": ("median latency of one trial at batch 1", "ms", 3),
-    "trials_per_s": ("throughput of a batch of `batch` trials", "trials/s", 0),
-    "batch": ("trials per batch of the throughput column (latency is always at batch 1)", "trials", 0),
+    "ms_per_trial_q25": ("lower quartile over calls of the batch-1 latency", "ms", 3),
+    "ms_per_trial_q75": ("upper quartile over calls of the batch-1 latency", "ms", 3),
+    "trials_per_s": ("median throughput of a batch of `throughput_batch` trials", "trials/s", 0),
+    "trials_per_s_q25": ("lower quartile over calls of the throughput", "trials/s", 0),
+    "trials_per_s_q75": ("upper quartile over calls of the throughput", "trials/s", 0),
+    "throughput_batch": ("trials per call of the throughput columns only (latency is at batch 1)", "trials", 0),
     "max_abs_diff": ("largest |rate − fp32 eager rate| of the variant", "spikes/bin", 6),
     "device": ("where it ran", "", None),
 }
 BAND = re.compile(r"^subframe_rate_r2_(?P<band>[0-9.]+-[0-9.]+)hz$")
 # Numeric columns that describe a configuration, not a result: rows that share them are repeats (seeds).
-CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "batch"}
+CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "throughput_batch"}
 
 
 def describe(column):
