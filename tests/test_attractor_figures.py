@@ -1,5 +1,5 @@
 """Sedler et al. figures on tiny tables and arrays: seeds drawn as seeds (no spread from one seed), labelled
-3-D axes and time in ms, eigenvalue panels with the legend off the data and a note where a model has no
+3-D axes and time in the systems' own units, eigenvalue panels with the legend off the data and a note where a model has no
 fixed point."""
 
 import matplotlib.collections
@@ -51,16 +51,17 @@ def lorenz():
                                   split_sizes={"train": 6, "valid": 2, "test": 2}, seed=0)[0]
 
 
-def test_trajectory_axes_say_raw_latents_or_components_and_time_in_ms(lorenz):
+def test_trajectory_axes_say_raw_latents_or_components_and_time_in_the_systems_units(lorenz):
     runs = [("gru-L3", np.zeros((2, 20, 3)) + np.arange(20)[:, None], np.zeros((1, 3))),
             ("gru-L10", np.random.default_rng(0).normal(size=(2, 20, 10)), np.zeros((0, 10)))]
     fig = attractors.plot_latent_trajectories(lorenz, runs, "lorenz", BIN_S)
     truth, small, large = fig.axes
     assert truth.get_xlabel() == "latent 1" and small.get_zlabel() == "latent 3" and large.get_xlabel() == "PC 1"
-    assert f"{1000 * BIN_S * 20:.0f} ms" in fig._suptitle.get_text()
+    assert f"20 bins of dt = {BIN_S:.3g} ({20 * BIN_S:.3g} system time units)" in fig._suptitle.get_text()
+    assert " ms" not in fig._suptitle.get_text()  # the systems are dimensionless
     example = attractors.plot_example_data(lorenz, "lorenz", BIN_S)
-    assert example.axes[1].get_xlabel().startswith("time (ms")
-    assert example.axes[1].get_xlim()[1] == pytest.approx(1000 * BIN_S * 20)
+    assert example.axes[1].get_xlabel().startswith("time (system time units")
+    assert example.axes[1].get_xlim()[1] == pytest.approx(BIN_S * 20)
 
 
 def test_eigenvalue_legend_is_off_the_axes_and_a_model_without_fixed_points_says_so(lorenz):

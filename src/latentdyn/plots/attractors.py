@@ -10,26 +10,33 @@ OTHER_COLOUR = "tab:green"
 METRIC_LABELS = {"nll": "Poisson NLL (nats per neuron-bin)", "rate_r2": "rate R²",
                  "state_r2": "state R² (true → inferred)"}
 EIGENVALUE_CONVENTION = "eigenvalues of the one-bin map (model: its step; truth: exp(dt·J))"
+# The systems are dimensionless: a bin is one sampling step dt in the system's own time units (Rössler's
+# 0.169: 35 steps per period, reference §4), stored as the binned file's `bin_width_s`. Not seconds.
+TIME_UNIT = "system time units"
 
 
-def plot_example_data(data, system, bin_width_s, trial=0):
+def duration_text(dt, n_bins):
+    """'n bins of dt = … (T system time units)': how long a trial is, in the only time the systems have."""
+    return f"{n_bins} bins of dt = {dt:.3g} ({dt * n_bins:.3g} {TIME_UNIT})"
+
+
+def plot_example_data(data, system, dt, trial=0):
     """Fig. 1a: one trial's true latent trajectory (raw simulator coordinates), true rates and spikes."""
     latents = data["train_true_latents"][trial]
     rates = data["train_true_rates_heldin"][trial]
     spikes = data["train_spikes_heldin"][trial]
-    duration_ms = 1000.0 * bin_width_s * len(latents)
     fig = plt.figure(figsize=(11, 3.4))
     ax = fig.add_subplot(1, 3, 1, projection="3d")
     ax.plot(*data["train_true_latents"][:20].reshape(-1, 3).T, color="0.85", lw=0.5)
     ax.plot(*latents.T, color="black", lw=1.5)
     ax.scatter(*latents[0], color="black", s=12, depthshade=False)
     _label_3d(ax, "latent")
-    ax.set_title(f"{system}: true latent state\none trial, {duration_ms:.0f} ms (dot: start)", fontsize=9)
+    ax.set_title(f"{system}: true latent state, one trial\n{duration_text(dt, len(latents))} (dot: start)", fontsize=9)
     for col, (image, title) in enumerate(((rates, "true rates (spikes/bin)"), (spikes, "spike counts")), start=2):
         ax = fig.add_subplot(1, 3, col)
         shown = ax.imshow(image.T, aspect="auto", cmap="viridis", interpolation="nearest",
-                          extent=(0.0, duration_ms, len(image.T) - 0.5, -0.5))
-        ax.set(title=title, xlabel=f"time (ms; bins of {1000 * bin_width_s:.3g} ms)", ylabel="neuron")
+                          extent=(0.0, dt * len(image), len(image.T) - 0.5, -0.5))
+        ax.set(title=title, xlabel=f"time ({TIME_UNIT}; bins of dt = {dt:.3g})", ylabel="neuron")
         fig.colorbar(shown, ax=ax)
     fig.tight_layout()
     return fig
@@ -69,7 +76,7 @@ def _label_3d(ax, name):
     ax.tick_params(labelsize=6)
 
 
-def plot_latent_trajectories(data, runs, system, bin_width_s, n_trials=20):
+def plot_latent_trajectories(data, runs, system, dt, n_trials=20):
     """Figs. 1d, 2b, 2d, 3a: true and inferred 3-D latent trajectories (raw latents up to 3-D, else their
     top principal components, as the axes say) with fixed points (×)."""
     panels = [("truth", data["eval_true_latents"][:n_trials], data["true_fixed_points"])] + [
@@ -85,14 +92,13 @@ def plot_latent_trajectories(data, runs, system, bin_width_s, n_trials=20):
             ax.scatter(*project(points).T, marker="x", s=60, color="red", depthshade=False)
         _label_3d(ax, axis_name)
         ax.set_title(f"{system}: {name}\n{len(points)} fixed point{'' if len(points) == 1 else 's'}", fontsize=9)
-    duration_ms = 1000.0 * bin_width_s * data["eval_true_latents"].shape[1]
-    fig.suptitle(f"{len(panels[0][1])} test trials of {duration_ms:.0f} ms each (dot: start; red ×: fixed point)",
-                 fontsize=9)
+    fig.suptitle(f"{len(panels[0][1])} test trials, each {duration_text(dt, data['eval_true_latents'].shape[1])}"
+                 " (dot: start; red ×: fixed point)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_fixed_point_eigenvalues(data, runs, system, bin_width_s):
+def plot_fixed_point_eigenvalues(data, runs, system, dt):
     """Figs. 3b–e: eigenvalues at fixed points of the map over one bin, the model's step against the true
     flow's exact one-bin map exp(dt·J) (data.attractors.one_step_eigenvalues): the same terms for both."""
     truth = (data["true_step_eigvals_real"] + 1j * data["true_step_eigvals_imag"]).ravel()
@@ -107,7 +113,7 @@ def plot_fixed_point_eigenvalues(data, runs, system, bin_width_s):
             ax.text(0.5, 0.04, "no fixed point found:\nonly the truth is drawn", transform=ax.transAxes,
                     ha="center", va="bottom", fontsize=7, color="0.3")
         ax.set(title=f"{system}: {name}", xlabel="Re λ", ylabel="Im λ", aspect="equal")
-    fig.suptitle(f"{EIGENVALUE_CONVENTION}, dt = {1000 * bin_width_s:.3g} ms", fontsize=9)
+    fig.suptitle(f"{EIGENVALUE_CONVENTION}, dt = {dt:.3g} {TIME_UNIT}", fontsize=9)
     fig.tight_layout()
     legend_below(fig, axes)
     return fig
