@@ -14,6 +14,7 @@ from test_lfads import one_thread  # noqa: F401 (autouse fixture)
 
 from latentdyn.errors import ConfigError
 from latentdyn.data.prepare import prepare, split_rates
+from latentdyn.metrics import latency
 from latentdyn.metrics.latency import COLUMNS, WARMUP_CALLS, quartiles_ms
 from latentdyn.metrics.latency_goal import goal_check
 from latentdyn.models.kinds import get_kind, latency_kinds, resolve_model
@@ -83,6 +84,27 @@ def test_script_writes_every_column_with_finite_times(tmp_path):
     assert (table["max_abs_diff"] == 0.0).all() and (table["throughput_batch"] == 4).all()  # fp32 eager is the reference
     assert set(table["device"]) == {"CPU, 1 thread"}
     assert [p.name for p in out.parent.iterdir()] == ["latency.csv"]  # no temporary file left
+
+
+def test_a_variant_computing_something_else_never_reaches_the_table(monkeypatch, capsys):
+    """A variant is timed only if its rates, at batch 1 and at the throughput batch, match fp32 eager within
+    its tolerance: off at batch 1, off only in the batch, or NaN, it is named and left out; half precision
+    within its (looser) tolerance stays."""
+    errors = {"fp32 eager": (0.0, 0.0), "fp32 off": (0.5, 0.0), "fp32 off in a batch": (0.0, 0.5),
+              "fp32 nan": (float("nan"), 0.0), "bf16 close": (0.01, 0.01)}
+    monkeypatch.setattr(latency, "variants", lambda kind, device: [
+        (name, name, torch.bfloat16 if name.startswith("bf16") else None) for name in errors])
+
+    def runner(mode, dtype, rates, inputs):
+        error = errors[mode][0 if len(inputs) == 1 else 1]
+        return lambda: rates(inputs) + error * rates(inputs).abs().max()
+
+    monkeypatch.setattr(latency, "make_runner", runner)
+    rows = list(latency.measure_latency({"ndt_small": tiny_models()["ndt_small"]}, torch.device("cpu"), 5, 3, [6], 4, 3))
+    assert [row["variant"] for row in rows] == ["fp32 eager", "bf16 close"]
+    left_out = [line for line in capsys.readouterr().err.splitlines() if "left out" in line]
+    assert [line.split(" at 6 bins")[0] for line in left_out] == [
+        "note: ndt_small fp32 off", "note: ndt_small fp32 off in a batch", "note: ndt_small fp32 nan"]
 
 
 def timing_row(kind, variant, ms, difference=0.0, bins=140):
