@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from random_counts import poisson_counts
 
 from latentdyn.data.format import validate_model_output
@@ -22,6 +23,7 @@ from latentdyn.models.kinds import resolve_model
 from latentdyn.models.pipeline import train_and_predict
 from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR
 from latentdyn.training.reporting import HISTORY_NAME
+from workflow_api import REPO
 
 DATA = poisson_counts({"train": 24, "eval": 6}, heldout=3, heldin=5, bins=8, forward_bins=3, seed=0)
 ATTRS = {"dataset": "random", "bin_width_s": 0.02}
@@ -150,3 +152,14 @@ def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path):
     # stopper that forgot the first would have needed a third.
     assert max(generation for generation, _ in population) == 2
     assert (tmp_path / FINAL_NAME).exists() and not (tmp_path / EXPERIMENT).exists()
+
+
+def test_presets_search_on_the_architecture_of_the_lfads_preset_of_each_dataset():
+    presets = REPO / "config" / "presets"
+    lfads = yaml.safe_load((presets / "lfads.yaml").read_text())["models"]
+    autolfads = yaml.safe_load((presets / "autolfads.yaml").read_text())["models"]
+    searched = set(resolve_model("a", {"kind": "autolfads"})["pbt"]["search"]) | {"scheduler"}  # set by the search
+    for name, params in autolfads.items():
+        twin = lfads[name.replace("autolfads_", "lfads_", 1)]
+        architecture = {k: v for k, v in twin.items() if k not in searched and k != "kind"}
+        assert resolve_model(name, params) == resolve_model(name, {"kind": "autolfads", **architecture}), name
