@@ -1,7 +1,7 @@
 """AutoLFADS on a real local Ray (models/autolfads): a tiny population (2 CPU workers, LFADS of a few
 units, generations of 2 epochs) searched end to end, the tournament and clones as population.csv records
-them, the new learning rate in the optimiser after a clone, and a killed driver resumed by Tuner.restore
-with the stopper's state intact."""
+them, the new learning rate in the optimiser after a clone, its figure, and a killed driver resumed by
+Tuner.restore with the stopper's state intact."""
 
 import csv
 import json
@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -21,6 +22,7 @@ from latentdyn.errors import ConfigError
 from latentdyn.models.autolfads.tune import EXPERIMENT, POPULATION_HISTORY, first_exploit_epoch
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.pipeline import train_and_predict
+from latentdyn.plots.run_figures import plot_population_search
 from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR
 from latentdyn.training.reporting import HISTORY_NAME
 from workflow_api import REPO
@@ -96,6 +98,9 @@ def test_population_searches_end_to_end_and_clones_take_the_new_learning_rate(tm
     for row in history:
         assert float(row["lr"]) == pytest.approx(lineage[(int(row["epoch"]) + 1) // 2])
     assert len(set(lineage.values())) > 1  # the lineage went through a clone that changed the rate
+
+    figure = plot_population_search(pd.read_csv(tmp_path / POPULATION_HISTORY), "population")
+    assert [ax.get_title() for ax in figure.axes] == ["score", *params["pbt"]["search"]]
 
 
 KILLED_DRIVER = """
