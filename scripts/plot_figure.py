@@ -141,11 +141,25 @@ def _training_curves(args):
     return run_figures.plot_training_curves(history, _run_title(attrs, args.output))
 
 
+def _population_search(args):
+    attrs = _output_attrs(args.output)
+    path = Path(args.output).parent / "population.csv"
+    with reading(path, "population history (population.csv beside output.h5)"):
+        population = pd.read_csv(path)
+    missing = [column for column in run_figures.POPULATION_FIXED if column not in population.columns]
+    if population.empty or missing:
+        raise InputError(path, missing[0] if missing else "<rows>", "missing" if missing else "no generation logged")
+    return run_figures.plot_population_search(population, _run_title(attrs, args.output))
+
+
+# run figures drawn from files beside output.h5 (history.csv, population.csv), not from the binned dataset
+BESIDE_OUTPUT = ("training-curves", "population-search")
 RUN_FIGURES = {
     "rates-vs-truth": _rates_vs_truth,
     "factors": _factors,
     "inferred-inputs": _inferred_inputs,
     "training-curves": _training_curves,
+    "population-search": _population_search,
 }
 
 
@@ -182,9 +196,9 @@ def main():
                         help="the kinds the latency goal compares (kinds.latency_kinds)")
     for name in RUN_FIGURES:
         run = sub.add_parser(name)
-        if name != "training-curves":
+        if name not in BESIDE_OUTPUT:
             run.add_argument("--data", required=True, help="the run's binned dataset")
-        run.add_argument("--output", required=True, help="the run's output.h5 (history.csv is read beside it)")
+        run.add_argument("--output", required=True, help="the run's output.h5 (history.csv, population.csv are read beside it)")
     for p in sub.choices.values():
         p.add_argument("--out", required=True, help="PNG path; the PDF is written beside it")
     args = parser.parse_args()

@@ -15,8 +15,8 @@ from workflow_api import REPO
 
 RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
 # import name -> conda package name, where they differ
-CONDA_NAMES = {"torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml", "matplotlib": "matplotlib-base",
-               "seaborn": "seaborn-base"}
+CONDA_NAMES = {"ray": "ray-tune", "torch": "pytorch", "sklearn": "scikit-learn", "yaml": "pyyaml",
+               "matplotlib": "matplotlib-base", "seaborn": "seaborn-base"}
 # rules that run no script of ours
 NO_SCRIPT = {"all"}
 # a pinned conda dependency, as every env writes it: "<package> =<version>"

@@ -105,6 +105,7 @@ def test_the_config_schema_lists_the_registered_kinds():
         ({"kind": "smoothing", "kernel_sd_ms": 40}, True),
         ({"kind": "lfads", "reconstruction": "gaussian"}, True),
         ({"kind": "lfads"}, False),  # Poisson by default
+        ({"kind": "autolfads", "reconstruction": "gaussian"}, True),  # as the kind it extends
         ({"kind": "ndt"}, False),
     ],
 )
@@ -118,7 +119,7 @@ def test_a_two_photon_model_that_cannot_fit_df_f_is_named_with_the_kinds_that_ca
         check_semantics(config)
     assert str(error.value) == (
         "config: key 'two_photon_study.models': 'counts_only' (lfads, reconstruction: poisson) cannot fit dF/F;"
-        " use a model of kind lfads with reconstruction: gaussian, or smoothing"
+        " use a model of kind autolfads with reconstruction: gaussian, or lfads with reconstruction: gaussian, or smoothing"
     )
 
 

@@ -231,14 +231,18 @@ def run_files(tmp_path):
     attrs = {"kind": "lfads", "model": "lfads", "dataset": "toy_20ms", "seed": 0, "model_params": {"co_dim": 2}}
     write_model_output(run / "output.h5", output, attrs)
     history(LFADS_HISTORY).to_csv(run / "history.csv", index=False)
+    pd.DataFrame({"generation": [1, 1, 2, 2], "worker": [0, 1, 0, 1], "epoch": [25, 25, 50, 50],
+                  "score": [0.40, 0.42, 0.39, 0.38], "copied_from": [None, None, None, 0],
+                  "learning_rate": [4e-3, 4e-3, 4e-3, 3.5e-3], "kl_ic_scale": [1e-6, 1e-4, 1e-6, 1.2e-6]}
+                 ).to_csv(run / "population.csv", index=False)  # an AutoLFADS search's record
     return binned, run / "output.h5"
 
 
-@pytest.mark.parametrize("figure", ["rates-vs-truth", "factors", "inferred-inputs", "training-curves"])
+@pytest.mark.parametrize("figure", ["rates-vs-truth", "factors", "inferred-inputs", "training-curves", "population-search"])
 def test_plot_script_draws_each_run_figure(monkeypatch, tmp_path, run_files, figure):
     binned, output = run_files
     png = tmp_path / "figures" / f"{figure}.png"
-    data = [] if figure == "training-curves" else ["--data", binned]
+    data = [] if figure in ("training-curves", "population-search") else ["--data", binned]
     assert run_plot(monkeypatch, figure, *data, "--output", output, "--out", png) == 0
     assert png.stat().st_size > 1000 and png.with_suffix(".pdf").stat().st_size > 1000
 

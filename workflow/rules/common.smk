@@ -175,6 +175,7 @@ RUN_FIGURES = {
     "lfads_factors": ("factors", True),
     "lfads_rates": ("rates-vs-truth", True),
     "lfads_inputs": ("inferred-inputs", True),
+    "population_search": ("population-search", False),
 }
 
 

@@ -36,6 +36,10 @@ class TrainableKind(KindModule, Protocol):
     def build(self, params: dict, shapes: "DataShapes") -> "TrainableModel":
         """A fresh, untrained model; the trainer seeds torch before calling it."""
 
+    # Optional: `train(model, prepared, params, *, run_dir, seed, device, identity)`, called instead of one
+    # `training.trainer.fit` when the kind drives the shared trainer itself (a population search: autolfads).
+    # It leaves `model` holding the weights to predict from and writes `run_dir/model.pt` as `fit` does.
+
 
 class FittedKind(KindModule, Protocol):
     """`model.py` of a kind not trained by gradient (kind.yaml: `gradient_trained: false`)."""

@@ -17,6 +17,8 @@ cheaply. Its fields (KIND_FILE_SCHEMA checks them):
     description        what the kind is, in one line
     gradient_trained   true: fitted by the shared trainer, whose settings (training/schema.yaml) join
                        the kind's schema; false: model.py has fit(model, prepared, params)
+    extends            optional: another kind whose params (its whole schema, trainer settings included)
+                       join this kind's, under this kind's own (autolfads: every LFADS param)
     schema             JSON schema of the kind's params (`required`, `properties` with defaults)
     resources          default cluster resources of a training job: gpu, mem_mb, runtime (minutes)
     colour             matplotlib colour of the kind's models in figures comparing models
@@ -92,6 +94,7 @@ KIND_FILE_SCHEMA = {
     "properties": {
         "description": {"type": "string"},
         "gradient_trained": {"type": "boolean"},
+        "extends": {"type": "string"},
         "schema": {"type": "object"},
         "resources": {"type": "object", "required": ["gpu", "mem_mb", "runtime"]},
         "colour": {"type": "string"},
@@ -202,16 +205,23 @@ def get_kind(name):
     if name not in packages:
         raise ConfigError(f"config: unknown model kind '{name}' (known: {', '.join(kind_names())})")
     spec = read_kind_file(name, packages[name])
-    properties = {"kind": {"const": name}}
-    if spec["gradient_trained"]:
+    properties, required = {}, []
+    if "extends" in spec:
+        if spec["extends"] not in packages or spec["extends"] == name:
+            raise ConfigError(f"model kind '{name}': {packages[name]}/kind.yaml: key 'extends': no other kind '{spec['extends']}'")
+        base = get_kind(spec["extends"]).schema
+        properties.update(base["properties"])
+        required += [key for key in base["required"] if key != "kind"]
+    elif spec["gradient_trained"]:
         trainer = yaml.safe_load(resources.files("latentdyn.training").joinpath("schema.yaml").read_text())
         properties.update(trainer)
     properties.update(spec["schema"].get("properties", {}))
+    properties["kind"] = {"const": name}
     properties["resources"] = RESOURCES_SCHEMA
     schema = {
         "type": "object",
         "additionalProperties": False,
-        "required": ["kind", *spec["schema"].get("required", [])],
+        "required": ["kind", *dict.fromkeys(required + spec["schema"].get("required", []))],
         "properties": properties,
     }
     return ModelKind(

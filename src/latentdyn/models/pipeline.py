@@ -67,6 +67,7 @@ def train(params, data, attrs, *, run_dir, seed, device="auto", data_path="<data
     if run.kind.gradient_trained:
         import torch
 
+        from latentdyn.training.device import resolve_device
         from latentdyn.training.trainer import TrainerSettings, fit
 
         torch.manual_seed(seed)
@@ -74,8 +75,12 @@ def train(params, data, attrs, *, run_dir, seed, device="auto", data_path="<data
         check_model(run.kind, model)  # before any training: a kind missing a member fails now, not at the end
         if run.pretrained is not None:
             _load_weights(model, run.pretrained["model"], init_from)
-        fit(model, run.prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=seed, device=device,
-            identity=run.identity)
+        if hasattr(implementation, "train"):  # the kind drives the trainer itself (kind_contract.TrainableKind)
+            implementation.train(model, run.prepared, params, run_dir=run_dir, seed=seed, device=resolve_device(device),
+                                 identity=run.identity)
+        else:
+            fit(model, run.prepared, TrainerSettings.from_params(params), run_dir=run_dir, seed=seed, device=device,
+                identity=run.identity)
     else:
         model = implementation.fit(implementation.build(params, run.prepared.shapes), run.prepared, params)
         save_checkpoint(model_path, {"identity": run.identity, "fitted": model})

@@ -259,3 +259,43 @@ def plot_training_curves(history, title=""):
     fig.suptitle(title + (f"\nconstant, not drawn: {flat}" if flat else ""), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+POPULATION_FIXED = ("generation", "worker", "epoch", "score", "copied_from")
+
+
+def plot_population_search(population, title=""):
+    """A population search (AutoLFADS's population.csv: one row per generation and worker) over
+    generations: the score (each worker a dot, the population's best a line) and one panel per searched
+    hyperparameter, each worker's value as a line; a clone (the worker started the generation from
+    another's checkpoint) is marked with a ring. Log-scaled where the values span more than a factor of 20."""
+    searched = [column for column in population.columns if column not in POPULATION_FIXED]
+    panels = ["score", *searched]
+    n_cols = min(len(panels), 4)
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
+    cloned = population["copied_from"].notna()
+    colours = plt.get_cmap("tab20")
+    for ax, column in zip(axes.ravel(), panels):
+        for worker, rows in population.groupby("worker"):
+            style = {"color": colours(int(worker) % 20), "lw": 0.9, "alpha": 0.8}
+            if column == "score":
+                ax.plot(rows["generation"], rows[column], "o", ms=2.5, **style)
+            else:
+                ax.plot(rows["generation"], rows[column], **style)
+        ax.plot(population.loc[cloned, "generation"], population.loc[cloned, column], "o", mfc="none", mec="black",
+                ms=5, lw=0, label="clone")
+        if column == "score":
+            best = population.groupby("generation")["score"].min()
+            ax.plot(best.index, best.to_numpy(), color="black", lw=1.5, label="best")
+        values = population[column].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) and values.min() > 0 and values.max() > 20 * values.min():
+            ax.set_yscale("log")
+        ax.set(title=column, xlabel="generation")
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(panels):]:
+        ax.remove()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

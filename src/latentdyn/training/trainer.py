@@ -83,13 +83,16 @@ def batch_from(split, device):
     ).to(device)
 
 
-def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_from=None, hyperparameters=None):
+def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_from=None, hyperparameters=None,
+        finish=True):
     """Train `model` on `prepared.train`, validating on `prepared.valid`, on `device` ('auto' allowed).
 
     `identity` is the run's fingerprint (training.checkpoints.run_identity): `training/last.pt` is
     resumed only when it matches. `restore_from` instead starts from another run's checkpoint (population-
     based training) and applies `hyperparameters` (the model's params) after the restore. When this
-    returns, `model` holds the selected weights and `run_dir/model.pt` exists.
+    returns, `model` holds the selected weights and `run_dir/model.pt` exists; with `finish=False` (one
+    generation of a population member) `model` holds the last weights and `training/last.pt` stays, for
+    the next generation to restore, and no best.pt or model.pt is written.
     """
     run_dir, device = Path(run_dir), resolve_device(device)
     state_dir = run_dir / STATE_DIR
@@ -135,11 +138,13 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
         loop.history.append(row)
         payload = training_payload(model, optimizer, shuffler, loop, identity)
         save_checkpoint(state_dir / "last.pt", payload)
-        if improved:
+        if improved and finish:
             save_checkpoint(state_dir / "best.pt", payload)
         write_history(run_dir / HISTORY_NAME, loop.history)
         report.epoch_done(loop)
     report.close()
+    if not finish:
+        return FitResult(history=loop.history, selected="last", epoch=loop.epoch, epochs_run=loop.epoch)
     selected, epoch = finish_run(model, run_dir, settings.select, identity, device, loop.epoch)
     return FitResult(history=loop.history, selected=selected, epoch=epoch, epochs_run=loop.epoch)
 

@@ -1,0 +1,170 @@
+"""AutoLFADS on a real local Ray (models/autolfads): a tiny population (2 CPU workers, LFADS of a few
+units, generations of 2 epochs) searched end to end, the tournament and clones as population.csv records
+them, the new learning rate in the optimiser after a clone, its figure, and a killed driver resumed by
+Tuner.restore with the stopper's state intact."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from random_counts import poisson_counts
+
+from latentdyn.data.format import validate_model_output
+from latentdyn.errors import ConfigError
+from latentdyn.models.autolfads.tune import EXPERIMENT, POPULATION_HISTORY, first_exploit_epoch
+from latentdyn.models.kinds import resolve_model
+from latentdyn.models.pipeline import train_and_predict
+from latentdyn.plots.run_figures import plot_population_search
+from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR
+from latentdyn.training.reporting import HISTORY_NAME
+from workflow_api import REPO
+
+DATA = poisson_counts({"train": 24, "eval": 6}, heldout=3, heldin=5, bins=8, forward_bins=3, seed=0)
+ATTRS = {"dataset": "random", "bin_width_s": 0.02}
+TINY = {"ic_enc_dim": 8, "ci_enc_dim": 8, "con_dim": 8, "co_dim": 2, "ic_dim": 8, "gen_dim": 8, "fac_dim": 4,
+        "batch_size": 8, "kl_increase_epochs": 0, "l2_increase_epochs": 0, "posterior_samples": 2}
+
+
+def tiny_params(epochs=6, **pbt):
+    return resolve_model("auto", {"kind": "autolfads", "epochs": epochs, **TINY,
+                                  "pbt": {"workers": 2, "generation_epochs": 2, **pbt}})
+
+
+@pytest.fixture
+def two_cpus():
+    """Ray gets the job's CPUs from torch's thread count: two workers of one CPU each."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def read_population(run_dir):
+    rows = list(csv.DictReader(open(run_dir / POPULATION_HISTORY)))
+    return {(int(row["generation"]), int(row["worker"])): row for row in rows}
+
+
+def test_defaults_are_the_published_schedule():
+    params = resolve_model("auto", {"kind": "autolfads"})
+    pbt = params["pbt"]
+    assert (pbt["workers"], pbt["generation_epochs"], pbt["gpus_per_worker"]) == (20, 25, 0.5)
+    assert (pbt["stop_patience"], pbt["stop_tolerance"], params["epochs"] // 25) == (4, 5e-4, 50)
+    assert first_exploit_epoch(params) == 80 + 25
+    assert params["early_stopping"] is None and params["scheduler"] == {"kind": "none"}
+    assert params["monitor"] == "valid_recon" and params["smoothing"] == 0.3
+    with pytest.raises(ConfigError, match="models.auto.pbt.search"):
+        resolve_model("auto", {"kind": "autolfads", "pbt": {"search": {"gen_dim": {"low": 1, "high": 2, "explore_weight": 0.1}}}})
+    with pytest.raises(ConfigError, match="models.auto.scheduler"):
+        resolve_model("auto", {"kind": "autolfads", "scheduler": {"kind": "plateau"}})
+
+
+def test_population_searches_end_to_end_and_clones_take_the_new_learning_rate(tmp_path, two_cpus):
+    params = tiny_params()
+    outputs, attrs = train_and_predict(params, DATA, ATTRS, run_dir=tmp_path, seed=0, device="cpu")
+    validate_model_output(outputs, DATA, "<autolfads output>")
+    assert attrs["kind"] == "autolfads" and attrs["checkpoint"] == "last (epoch 6 of 6)"
+    assert (tmp_path / FINAL_NAME).exists() and not (tmp_path / STATE_DIR).exists() and not (tmp_path / EXPERIMENT).exists()
+
+    population = read_population(tmp_path)
+    assert sorted(population) == [(g, w) for g in (1, 2, 3) for w in (0, 1)]
+    assert all(population[(1, w)]["copied_from"] == "" for w in (0, 1))  # no exploit before the first one's epoch
+    for generation in (2, 3):  # one tournament after each of generations 1 and 2: the loser copied the winner
+        copiers = [w for w in (0, 1) if population[(generation, w)]["copied_from"] != ""]
+        assert len(copiers) == 1
+        loser, winner = copiers[0], int(population[(generation, copiers[0])]["copied_from"])
+        assert float(population[(generation - 1, winner)]["score"]) < float(population[(generation - 1, loser)]["score"])
+        old, new = (float(population[(g, w)]["learning_rate"]) for g, w in ((generation - 1, winner), (generation, loser)))
+        assert 0.002 * 0.3 <= abs(new / old - 1) <= 0.3  # the winner's value, perturbed
+
+    # history.csv is the best worker's lineage: every epoch's optimiser learning rate is the one the
+    # population record gives its ancestor in that generation, so after each clone the new one took effect
+    best_score = min(float(population[(3, w)]["score"]) for w in (0, 1))
+    worker = next(w for w in (0, 1) if float(population[(3, w)]["score"]) == best_score)
+    lineage = {}
+    for generation in (3, 2, 1):
+        row = population[(generation, worker)]
+        lineage[generation] = float(row["learning_rate"])
+        worker = int(row["copied_from"]) if row["copied_from"] != "" else worker
+    history = list(csv.DictReader(open(tmp_path / HISTORY_NAME)))
+    assert [int(row["epoch"]) for row in history] == list(range(1, 7))
+    for row in history:
+        assert float(row["lr"]) == pytest.approx(lineage[(int(row["epoch"]) + 1) // 2])
+    assert len(set(lineage.values())) > 1  # the lineage went through a clone that changed the rate
+
+    figure = plot_population_search(pd.read_csv(tmp_path / POPULATION_HISTORY), "population")
+    assert [ax.get_title() for ax in figure.axes] == ["score", *params["pbt"]["search"]]
+
+
+KILLED_DRIVER = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+import torch
+from test_autolfads import ATTRS, DATA, tiny_params
+from latentdyn.models.autolfads import tune
+from latentdyn.models.pipeline import train
+
+torch.set_num_threads(2)
+params = tiny_params(epochs=40, stop_patience=1, stop_tolerance=1e9)
+kill = {kill}
+if kill:
+    counted = tune.GenerationStopper.__call__
+
+    def counted_then_killed(self, trial_id, result):
+        decision = counted(self, trial_id, result)
+        if len(self._state[0].bests) == 1:
+            os._exit(9)  # the driver dies once the first generation is counted
+        return decision
+
+    tune.GenerationStopper.__call__ = counted_then_killed
+train(params, DATA, ATTRS, run_dir={run_dir!r}, seed=0, device="cpu")
+"""
+
+
+def drive(run_dir, kill):
+    """The driver in a process group of its own; what a killed one leaves (Ray's agents) is ended with it."""
+    script = KILLED_DRIVER.format(tests=str(Path(__file__).parent), kill=kill, run_dir=str(run_dir))
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        output, _ = process.communicate(timeout=300)
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return process.returncode, output
+
+
+def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path):
+    returncode, output = drive(tmp_path, kill=True)
+    assert returncode == 9, output[-3000:]
+    stopper = json.loads((tmp_path / EXPERIMENT / "stopper.json").read_text())
+    assert len(stopper["stopper"]["bests"]) == 1 and not stopper["stop"]
+
+    returncode, output = drive(tmp_path, kill=False)
+    assert returncode == 0, output[-3000:]
+    assert "resuming the population" in output
+    population = read_population(tmp_path)
+    # patience 1 and any improvement too small: the stop comes with the second counted generation. A
+    # stopper that forgot the first would have needed a third.
+    assert max(generation for generation, _ in population) == 2
+    assert (tmp_path / FINAL_NAME).exists() and not (tmp_path / EXPERIMENT).exists()
+
+
+def test_presets_search_on_the_architecture_of_the_lfads_preset_of_each_dataset():
+    presets = REPO / "config" / "presets"
+    lfads = yaml.safe_load((presets / "lfads.yaml").read_text())["models"]
+    autolfads = yaml.safe_load((presets / "autolfads.yaml").read_text())["models"]
+    searched = set(resolve_model("a", {"kind": "autolfads"})["pbt"]["search"]) | {"scheduler"}  # set by the search
+    for name, params in autolfads.items():
+        twin = lfads[name.replace("autolfads_", "lfads_", 1)]
+        architecture = {k: v for k, v in twin.items() if k not in searched and k != "kind"}
+        assert resolve_model(name, params) == resolve_model(name, {"kind": "autolfads", **architecture}), name
