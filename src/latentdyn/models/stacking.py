@@ -126,18 +126,20 @@ class StackedGRU(nn.Module):
                                         for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")])
 
     def forward(self, x):
-        members, trials, bins, _ = x.shape
+        members = x.shape[0]
         input_gates = []
         for direction, suffix in enumerate(self.suffixes):
             gates = _linear(x, getattr(self, f"weight_ih_l0{suffix}"), getattr(self, f"bias_ih_l0{suffix}"))
             input_gates.append(gates.flip(2) if direction else gates)
-        input_gates = torch.cat(input_gates)  # (directions · K) × trials × bins × 3H
+        # (directions · K) × trials × 3H per bin; unbind, not indexing: the backward of an index
+        # zero-fills the whole tensor at every bin
+        input_gates = torch.cat(input_gates).unbind(2)
         weight_hh = torch.cat([getattr(self, f"weight_hh_l0{suffix}") for suffix in self.suffixes])
         bias_hh = torch.cat([getattr(self, f"bias_hh_l0{suffix}") for suffix in self.suffixes])
-        hidden = x.new_zeros(len(input_gates), trials, weight_hh.shape[-1])
-        for t in range(bins):
-            hidden = _gru_update(input_gates[:, :, t], _linear(hidden, weight_hh, bias_hh), hidden)
-        return None, hidden.view(len(self.suffixes), members, trials, -1)
+        hidden = x.new_zeros(*input_gates[0].shape[:2], weight_hh.shape[-1])
+        for gates in input_gates:
+            hidden = _gru_update(gates, _linear(hidden, weight_hh, bias_hh), hidden)
+        return None, hidden.view(len(self.suffixes), members, *hidden.shape[1:])
 
 
 class StackedDropout(nn.Module):
