@@ -10,6 +10,7 @@
 # run's model.pt is what `train` would write. Its model.pt files are update() outputs: a stack job
 # keeps a run whose model.pt holds that run (same settings, data and seed), so naming one run's output
 # after removing its model.pt trains that run alone (a stack of one); remove a model.pt to retrain it.
+# (Snakemake touches every output of a job that ran, so the kept runs' predictions rerun too.)
 
 
 include: "train_helpers.smk"
