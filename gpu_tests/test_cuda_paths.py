@@ -80,3 +80,24 @@ def test_latency_variants_are_captured_and_fp32_ones_give_the_eager_rates():
         assert ("ndt", "bf16 autocast + graph", bins) in variants
     assert not any(kind == "lfads" and variant == "fp32 compile" for kind, variant, _ in variants)
     assert all(row["ms_per_trial"] > 0 and row["device"] == torch.cuda.get_device_name() for row in rows)
+
+
+def test_a_stack_trains_on_cuda_as_its_members_alone(tmp_path):
+    """Stacked training on the GPU (dropout masks from per-member CUDA generators) equals each member
+    trained alone on the GPU within float rounding, and writes the lone run's files."""
+    from test_stacked_training import SETUPS, assert_same_run, member
+
+    from latentdyn.models.sequential_autoencoder.model import stack
+    from latentdyn.training.stacked import fit_stack
+    from latentdyn.training.trainer import TrainerSettings, fit
+
+    params = SETUPS["node, adamw, curriculum"]
+    settings = TrainerSettings.from_params(params)
+    members = [member(params, i, tmp_path / "stack") for i in range(3)]
+    results = fit_stack(stack, members, settings, device="auto")
+    for index, (stacked, result) in enumerate(zip(members, results)):
+        lone = member(params, index, tmp_path / "alone")
+        lone_result = fit(lone.model, lone.prepared, settings, run_dir=lone.run_dir, seed=lone.seed, device="auto",
+                          identity=lone.identity)
+        assert next(stacked.model.parameters()).device.type == "cuda"
+        assert_same_run(stacked, result, lone, lone_result, exact=False)

@@ -2,8 +2,8 @@
 
 Parametrised over `kind_names()`, so a new kind is tested by adding its package: built from its
 schema's defaults on tiny random counts, trained a few epochs (or fitted), its predictions valid
-output, its capabilities usable, and an interrupted training resumed to exactly the uninterrupted
-result. The contract's own errors are tested on deliberately broken kinds at the end.
+output, its capabilities usable, an interrupted training resumed to exactly the uninterrupted
+result, and a kind that trains in stacks giving each run of a stack what it gives that run alone. The contract's own errors are tested on deliberately broken kinds at the end.
 """
 
 import os
@@ -25,7 +25,7 @@ from latentdyn.data.prepare import prepare
 from latentdyn.errors import ConfigError
 from latentdyn.models.kind_contract import check_implementation, check_model
 from latentdyn.models.kinds import get_kind, kind_names, kind_packages, resolve_model
-from latentdyn.models.pipeline import train, train_and_predict
+from latentdyn.models.pipeline import StackMember, predict, train, train_and_predict, train_stack
 from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR
 from workflow_api import TINY_CONFIG, run_workflow
 
@@ -94,6 +94,30 @@ def assert_kind_conforms(name, run_dir):
 @pytest.mark.parametrize("name", kind_names())
 def test_kind_trains_predicts_and_keeps_its_capabilities(name, tmp_path):
     assert_kind_conforms(name, tmp_path)
+
+
+STACKING_KINDS = [name for name in kind_names() if "stacked_training" in get_kind(name).capabilities]
+
+
+@pytest.mark.parametrize("name", STACKING_KINDS)
+def test_each_run_of_a_stack_predicts_as_it_would_alone(name, tmp_path):
+    """Two seeds and two datasets of one shape in one stack; a rerun keeps the runs already trained."""
+    params = tiny_params(name)
+    other = poisson_counts({"train": 24, "eval": 6}, heldout=3, heldin=5, bins=8, forward_bins=3, seed=1)
+    runs = [StackMember(data, ATTRS, f"data{seed}", seed, tmp_path / "stack" / str(seed)) for data, seed in ((DATA, 0), (other, 1))]
+    paths = train_stack(params, runs, device="cpu")
+    for run, path in zip(runs, paths):
+        alone = train(params, run.data, ATTRS, run_dir=tmp_path / "alone" / str(run.seed), seed=run.seed, device="cpu",
+                      data_path=run.data_path)
+        stacked_out, stacked_attrs = predict(params, run.data, ATTRS, model_path=path, seed=run.seed, device="cpu")
+        alone_out, alone_attrs = predict(params, run.data, ATTRS, model_path=alone, seed=run.seed, device="cpu")
+        assert stacked_attrs == alone_attrs
+        for key, value in alone_out.items():
+            np.testing.assert_allclose(stacked_out[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    written = paths[1].stat().st_mtime_ns
+    paths[0].unlink()
+    train_stack(params, runs, device="cpu")
+    assert paths[0].exists() and paths[1].stat().st_mtime_ns == written
 
 
 class Interrupted(Exception):

@@ -225,3 +225,12 @@ def test_external_inputs_reach_the_batch_and_must_cover_every_split():
     assert prepared.shapes.n_ext == 2 and batch_from(prepared.valid, "cpu").ext_input.shape == (8, 12, 2)
     with pytest.raises(InputError, match="eval_ext_input"):
         prepare({**arrays, "train_ext_input": ext["train_ext_input"]}, attrs, valid_fraction=0.25, seed=0)
+
+
+def test_a_kinds_predict_accepts_the_auto_device(tmp_path):
+    from latentdyn.models.sequential_autoencoder.model import predict
+
+    model, _ = train_run(tmp_path, params={**PARAMS, "epochs": 1})
+    prepared = prepare(*dataset(), valid_fraction=0.25, seed=4)
+    outputs = predict(model, prepared, PARAMS, "auto")
+    assert outputs["eval_rates_heldin"].shape == (8, 12, 5)

@@ -43,7 +43,9 @@ def test_paper_config_plans_every_combination(tmp_path):
     adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
     scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
     jobs = run_workflow(tmp_path)
-    assert jobs["evaluate"] == jobs["predict"] == scored and jobs["train"] == scored + pretrained
+    # the attractor runs of one generator and latent size train as one stack (every system and seed)
+    assert jobs["train_stack"] == len(study["models"]) * len(study["latent_sizes"])
+    assert jobs["evaluate"] == jobs["predict"] == scored and jobs["train"] == scored + pretrained - attractor_runs
     assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
@@ -150,6 +152,24 @@ def test_tiny_workflow_tables_and_outputs(tiny_run):
         assert f.attrs["format_version"] == 2 and f.attrs["state_latent"] == "states"
     assert json.loads((run / "metrics.json").read_text())["latent_size"] == 3
     assert len(pd.read_csv(run / "history.csv")) == 2
+
+
+def test_a_stack_trains_its_runs_in_one_job_and_one_missing_run_alone(tmp_path):
+    config = {"attractor_study": {"seeds": [0, 1], "models": ["gru"]}}
+    runs = [tmp_path / "results" / "runs" / "lorenz" / "gru-L3" / f"seed{seed}" for seed in (0, 1)]
+    targets = [str((run / "model.pt").relative_to(tmp_path)) for run in runs]
+    assert run_workflow(tmp_path, [TINY_CONFIG], config, targets=targets)["train_stack"] == 1
+    run_workflow(tmp_path, [TINY_CONFIG], config, targets=targets, executor="local")
+    log = tmp_path / "results" / "logs" / "train_stack" / "gru-L3.log"
+    assert "training 2 of 2 runs as one stack" in log.read_text()
+    assert all(len(pd.read_csv(run / "history.csv")) == 2 for run in runs)
+    kept = runs[1].joinpath("model.pt").read_bytes()
+    runs[0].joinpath("model.pt").unlink()
+    jobs = run_workflow(tmp_path, [TINY_CONFIG], config, targets=[targets[0]], executor="local")
+    assert jobs == {"train_stack": 1}
+    assert "training 1 of 2 runs as one stack" in log.read_text()
+    # the run kept is not retrained (snakemake touches it: its predictions rerun, with the same result)
+    assert runs[0].joinpath("model.pt").exists() and runs[1].joinpath("model.pt").read_bytes() == kept
 
 
 def test_rerunning_a_finished_target_does_nothing(tiny_run):

@@ -14,7 +14,7 @@ class BidirectionalGRUEncoder(nn.Module):
     def __init__(self, input_size, hidden_size, output_size, dropout=0.0):
         super().__init__()
         self.gru = nn.GRU(input_size, hidden_size, batch_first=True, bidirectional=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = BernoulliDropout(dropout)
         self.to_output = nn.Linear(2 * hidden_size, output_size)
 
     def forward(self, inputs):
@@ -23,14 +23,40 @@ class BidirectionalGRUEncoder(nn.Module):
         return self.dropout(self.to_output(self.dropout(summary)))
 
 
+class BernoulliDropout(nn.Module):
+    """Inverted dropout whose mask is `bernoulli_(1 - p)` from torch's default generator.
+
+    On a CPU this is exactly what `nn.Dropout` draws (ATen's non-fused dropout); on a GPU `nn.Dropout`
+    uses a fused kernel with other draws. Drawing the mask this way on every device is what lets a model
+    trained in a stack (models/stacking.py), which draws each member's mask from that member's own
+    generator, see the masks of its lone run.
+    """
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        return x * dropout_mask(x.shape, self.p, x.device)
+
+
+def dropout_mask(shape, p, device, generator=None):
+    """The inverted-dropout multiplier: 0 with probability `p`, else 1 / (1 − p)."""
+    return torch.empty(shape, device=device).bernoulli_(1 - p, generator=generator).div_(1 - p)
+
+
 class AutonomousDynamics(nn.Module):
-    """A latent state advanced by a learned map `step`; subclasses define `step` and its fixed points."""
+    """A latent state advanced by a learned map `step`; subclasses define `step` and its fixed points.
+
+    States are (…, trials, latent size): any leading dimensions (a stack's members) are carried along."""
 
     def unroll(self, initial_state, n_steps):
         states = [initial_state]
         for _ in range(n_steps - 1):
             states.append(self.step(states[-1]))
-        return torch.stack(states, dim=1)
+        return torch.stack(states, dim=-2)
 
 
 class GRUDynamics(AutonomousDynamics):
@@ -41,7 +67,7 @@ class GRUDynamics(AutonomousDynamics):
         self.cell = nn.GRUCell(input_size=1, hidden_size=latent_size)
 
     def step(self, state):
-        return self.cell(state.new_zeros(state.shape[0], 1), state)
+        return self.cell(state.new_zeros(*state.shape[:-1], 1), state)
 
     def fixed_point_residual(self, state):
         """Zero exactly at fixed points of the discrete map."""
@@ -102,11 +128,12 @@ def poisson_nll_elementwise(log_rates, counts):
     return torch.exp(log_rates) - counts * log_rates + torch.lgamma(counts + 1)
 
 
-def poisson_nll(log_rates, counts, weights=None):
+def poisson_nll(log_rates, counts, weights=None, dims=None):
     """Mean Poisson negative log-likelihood (with the log n! term) over observed entries.
 
     NaN counts are unobserved and excluded; `weights` (broadcastable, e.g. per time step) rescale
-    entries, as the NODE curriculum does.
+    entries, as the NODE curriculum does. `dims`: the dimensions averaged over (all when None); the
+    others stay, e.g. a stack's members.
     """
     observed = ~torch.isnan(counts)
     counts = torch.where(observed, counts, torch.zeros_like(counts))
@@ -114,4 +141,5 @@ def poisson_nll(log_rates, counts, weights=None):
     mask = observed.to(nll.dtype)
     if weights is not None:
         mask = mask * weights
-    return (nll * mask).sum() / observed.sum().clamp_min(1)
+    dims = tuple(range(nll.dim())) if dims is None else dims
+    return (nll * mask).sum(dims) / observed.sum(dims).clamp_min(1)

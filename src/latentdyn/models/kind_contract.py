@@ -61,6 +61,14 @@ class RealtimeInferenceKind(Protocol):
         """Rates of one pass over a batch of trials (tensor in, tensor out): what the latency study times."""
 
 
+class StackedTrainingKind(Protocol):
+    """`model.py` of a kind with capability `stacked_training` (training/contract.py, training/stacked.py)."""
+
+    def stack(self, models, generators):
+        """One model training the K `models` (one params, one data shape) at once, member m drawing its
+        random numbers from `generators[m]`."""
+
+
 class TrainableModel(Protocol):
     """What `build` of a gradient-trained kind returns, besides being a `torch.nn.Module`.
 
@@ -90,7 +98,11 @@ class LatentDynamicsModel(Protocol):
     dynamics: Dynamics
 
 
-MODULE_CAPABILITIES = {"latent_dynamics": LatentDynamicsKind, "realtime_inference": RealtimeInferenceKind}
+MODULE_CAPABILITIES = {
+    "latent_dynamics": LatentDynamicsKind,
+    "realtime_inference": RealtimeInferenceKind,
+    "stacked_training": StackedTrainingKind,
+}
 MODEL_CAPABILITIES = {"latent_dynamics": LatentDynamicsModel}
 
 

@@ -28,7 +28,12 @@ cheaply. Its fields (KIND_FILE_SCHEMA checks them):
                        `infer_rates(model, encoder_input) -> rates`, one pass over a batch of trials:
                        what a real-time decoder runs and the latency study times),
                        `compiled_inference` (torch.compile of `infer_rates` finishes quickly enough to
-                       be timed too)
+                       be timed too), `stacked_training` (model.py has `stack(models, generators)`:
+                       K models of one shape trained as one, each member a run of its own, equal to
+                       training it alone; training/contract.py, training/stacked.py)
+    stacking           optional, with `stacked_training`: `unless` (params that, when set, rule
+                       stacking out: the model trains alone) and `member_resources` (mem_mb and
+                       runtime that each member beyond the first adds to a stack's job)
     prediction_only    optional: params that change predictions but not the trained weights
     optional_monitors  optional: validation quantity -> the param that must be set (nonzero) for it to
                        be logged, so monitoring it without that is a config error, not a crash after
@@ -69,7 +74,7 @@ from latentdyn.models.kind_contract import check_implementation
 
 BUILT_IN_PACKAGE = "latentdyn.models"
 ENTRY_POINT_GROUP = "latentdyn.kinds"
-CAPABILITIES = ["latent_dynamics", "multisession", "realtime_inference", "compiled_inference"]
+CAPABILITIES = ["latent_dynamics", "multisession", "realtime_inference", "compiled_inference", "stacked_training"]
 RUN_FIGURE_CONDITIONS = {
     "type": "object",
     "additionalProperties": False,
@@ -105,6 +110,20 @@ KIND_FILE_SCHEMA = {
         "continuous_data": PARAM_DEPENDENT_FLAG,
         "count_likelihood": PARAM_DEPENDENT_FLAG,
         "latency_role": {"enum": ["goal", "baseline"]},
+        "stacking": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["member_resources"],
+            "properties": {
+                "unless": {"type": "array", "items": {"type": "string"}},
+                "member_resources": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["mem_mb", "runtime"],
+                    "properties": {"mem_mb": {"type": "integer", "minimum": 0}, "runtime": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },
     },
 }
 
@@ -125,6 +144,7 @@ class ModelKind:
     continuous_data: bool | dict  # True, {param, values} (only with one of the values) or False
     count_likelihood: bool | dict  # as continuous_data
     latency_role: str | None
+    stacking: dict | None  # with capability stacked_training: unless, member_resources
 
     def implementation(self):
         module = importlib.import_module(f"{self.package}.model")
@@ -161,6 +181,18 @@ class ModelKind:
     def fits_continuous_data(self, params):
         """Whether a model of this kind with (resolved) `params` can fit continuous data such as dF/F."""
         return _holds(self.continuous_data, params)
+
+    def stacks(self, params):
+        """Whether models of this kind with (resolved) `params` can be trained in a stack with others of
+        the same params (training/stacked.py)."""
+        if "stacked_training" not in self.capabilities:
+            return False
+        return not any(params.get(name) for name in (self.stacking or {}).get("unless", []))
+
+    def stack_resources(self, resources, n_members):
+        """The cluster resources of a job training `n_members` as one stack, from one member's."""
+        extra = (self.stacking or {}).get("member_resources", {})
+        return {key: value + (n_members - 1) * extra.get(key, 0) for key, value in resources.items()}
 
     def needs_counts(self, params):
         """Whether a model of this kind with (resolved) `params` scores its data with a count likelihood
@@ -239,6 +271,7 @@ def get_kind(name):
         continuous_data=spec.get("continuous_data", False),
         count_likelihood=spec.get("count_likelihood", False),
         latency_role=spec.get("latency_role"),
+        stacking=spec.get("stacking"),
     )
 
 

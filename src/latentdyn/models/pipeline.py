@@ -8,6 +8,10 @@ sampling, a full disk, a predict-time error) never discards a finished training:
 the prediction. `model.pt` records the run's identity (training/checkpoints.py), and `predict` refuses
 one trained on other data, another model or another seed. Both steps ask the kind (models/kinds.py) what
 to build and whether the shared trainer fits it.
+
+`train_stack` trains several runs of one model (other seeds, other datasets of one shape) as one
+stacked model when the kind can (capability stacked_training; training/stacked.py); each run's
+model.pt is the one `train` would have written, within float rounding, so `predict` is the same.
 """
 
 from dataclasses import dataclass
@@ -15,7 +19,7 @@ from pathlib import Path
 
 from latentdyn.data.format import check_counts, read_model_output
 from latentdyn.data.prepare import DataShapes, prepare
-from latentdyn.errors import InputError
+from latentdyn.errors import ConfigError, InputError
 from latentdyn.models.kind_contract import check_model
 from latentdyn.models.kinds import get_kind
 
@@ -70,9 +74,7 @@ def train(params, data, attrs, *, run_dir, seed, device="auto", data_path="<data
         from latentdyn.training.device import resolve_device
         from latentdyn.training.trainer import TrainerSettings, fit
 
-        torch.manual_seed(seed)
-        model = implementation.build(params, run.prepared.shapes)
-        check_model(run.kind, model)  # before any training: a kind missing a member fails now, not at the end
+        model = _untrained(run, params, seed)
         if run.pretrained is not None:
             _load_weights(model, run.pretrained["model"], init_from)
         if hasattr(implementation, "train"):  # the kind drives the trainer itself (kind_contract.TrainableKind)
@@ -85,6 +87,57 @@ def train(params, data, attrs, *, run_dir, seed, device="auto", data_path="<data
         model = implementation.fit(implementation.build(params, run.prepared.shapes), run.prepared, params)
         save_checkpoint(model_path, {"identity": run.identity, "fitted": model})
     return model_path
+
+
+@dataclass(frozen=True)
+class StackMember:
+    """One run of a stack: its dataset (arrays, attrs, path), seed and run directory."""
+
+    data: dict
+    attrs: dict
+    data_path: str
+    seed: int
+    run_dir: Path
+
+
+def train_stack(params, stack_members, *, device="auto"):
+    """Train the runs `stack_members` of the model `params` as one stack; return their model.pt paths.
+
+    A run whose model.pt already holds that run (same identity: settings, data, seed) is kept as it is,
+    so that a stack rerun for one missing run trains that run alone; every other run trains, from its
+    `training/last.pt` where one matches.
+    """
+    from latentdyn.training.checkpoints import FINAL_NAME, load_checkpoint
+    from latentdyn.training.stacked import Member, fit_stack
+    from latentdyn.training.trainer import TrainerSettings
+
+    kind = get_kind(params["kind"])
+    if not kind.stacks(params):
+        raise ConfigError(f"config: key 'models.<name>.kind': a {kind.name} model with these settings is not trained in stacks")
+    members, paths = [], []
+    for member in stack_members:
+        run = _run(params, member.data, member.attrs, seed=member.seed, data_path=member.data_path, init_from=None)
+        paths.append(Path(member.run_dir) / FINAL_NAME)
+        if load_checkpoint(paths[-1], run.identity, "cpu") is not None:
+            print(f"{paths[-1]}: already trained with these settings and data; kept", flush=True)
+            continue
+        model = _untrained(run, params, member.seed)
+        members.append(Member(model, run.prepared, Path(member.run_dir), member.seed, run.identity, member.data_path))
+    if members:
+        print(f"training {len(members)} of {len(stack_members)} runs as one stack", flush=True)
+        fit_stack(kind.implementation().stack, members, TrainerSettings.from_params(params), device=device)
+    return paths
+
+
+def _untrained(run, params, seed):
+    """The run's fresh model, seeded as every training of it is, checked before any training (a kind
+    missing a member fails now, not at the end)."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = run.kind.implementation().build(params, run.prepared.shapes)
+    check_model(run.kind, model)
+    return model
 
 
 def predict(params, data, attrs, *, model_path, seed, device="auto", data_path="<data>", init_from=None):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from latentdyn.data.prepare import split_rates
+from latentdyn.training.device import resolve_device
 
 
 @torch.no_grad()
@@ -18,8 +19,10 @@ def predict_in_chunks(model, prepared, device, infer, rows_per_chunk):
     `infer(model, encoder_input, ext_input)` gets a chunk's encoder input and its external inputs
     (None when the data has none) on `device` and returns a dict of tensors, trials first: `rates` over (window + forward bins) × (held-in + held-out units), and any
     latents by name, which become `latents/{split}_{name}`. A latent with no dimensions (an LFADS
-    without controller has no inferred inputs) is left out.
+    without controller has no inferred inputs) is left out. `device`: 'auto' allowed, so every kind's
+    `predict` accepts it.
     """
+    device = resolve_device(device)
     model.to(device).eval()
     outputs = {}
     for split, arrays in prepared.splits.items():

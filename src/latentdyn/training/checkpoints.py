@@ -82,29 +82,49 @@ def discard_state(state_dir):
     shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def training_payload(model, optimizer, shuffler, loop, identity):
+def training_payload(model, optimizer, shuffler, loop, identity, generator=None):
     """What `training/last.pt` and `best.pt` hold: all that an exact resume needs (weights, optimiser,
-    the batch shuffler's and torch's RNG state, the trainer's loop state) and the run's identity."""
+    the batch shuffler's and torch's RNG state, the trainer's loop state) and the run's identity.
+
+    `generator`: where the run's random draws come from when not torch's default generator (a member
+    of a stack, training/stacked.py); its state is saved where a lone run saves the default generator's
+    on that device, so that either kind of run resumes the other."""
+    torch_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    if generator is not None and generator.device.type == "cpu":
+        torch_rng = generator.get_state()
+    elif generator is not None:
+        cuda_rng[_index(generator.device)] = generator.get_state()
     return {
         "identity": identity,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "shuffler": shuffler.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "torch_rng": torch_rng,
+        "cuda_rng": cuda_rng,
         "loop": loop.state_dict(),
     }
 
 
-def restore_training(checkpoint, model, optimizer, shuffler, loop):
-    """Put a `training_payload` back, RNG states included, so training continues as if never stopped."""
+def restore_training(checkpoint, model, optimizer, shuffler, loop, generator=None):
+    """Put a `training_payload` back, RNG states included (into `generator` when given, as saved), so
+    training continues as if never stopped."""
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
     shuffler.set_state(checkpoint["shuffler"])
-    torch.set_rng_state(checkpoint["torch_rng"])
-    if checkpoint["cuda_rng"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+    if generator is not None and generator.device.type == "cpu":
+        generator.set_state(checkpoint["torch_rng"])
+    elif generator is not None:
+        generator.set_state(checkpoint["cuda_rng"][_index(generator.device)])
+    else:
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if checkpoint["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
     loop.load_state_dict(checkpoint["loop"])
+
+
+def _index(device):
+    return torch.cuda.current_device() if device.index is None else device.index
 
 
 def describe_selection(selected, epoch, epochs_run):

@@ -11,6 +11,13 @@ reconstruction, each KL, L2, ramp values, ...) as a per-epoch mean; validation t
 hyperparameters changed since the checkpoint (dropout, KL/L2 scales, CD rate) take effect; the trainer
 applies learning rate and weight decay itself. Steps must not call `.item()` or branch on tensor values,
 so that the whole step can be captured in a CUDA graph.
+
+A kind that can train K models of one shape as one (kind.yaml `stacked_training`; training/stacked.py)
+has `stack(models, generators)` in its model.py, returning a model with the same two steps over
+member-first tensors: every Batch field gains a leading member dimension, `Progress.member_epochs`
+gives each member's epoch, and `StepResult.loss` and every term hold one value per member. Member m's
+random draws come from `generators[m]`. Its parameters are the members' parameters under the same
+names, stacked on a new first dimension (models/stacking.py builds such a model from the members).
 """
 
 from dataclasses import dataclass, field, fields
@@ -81,6 +88,9 @@ class Progress:
     """The epoch as a device tensor, given by the CUDA-graphed step (training/steps.py) so that ramps
     computed from it stay correct inside the captured graph, where the int `epoch` would stay at its
     value at capture. None on the eager path, where ramps use `epoch`."""
+    member_epochs: tuple | None = None
+    """A stack's: each member's 0-based epoch (members resumed from different checkpoints may be at
+    different epochs); None for a lone model."""
 
 
 @dataclass

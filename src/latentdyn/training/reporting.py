@@ -19,11 +19,15 @@ def write_history(path, history):
 
 
 class EpochReport:
-    """A tqdm bar on a terminal; in logs, progress lines every `log_every` epochs (and at the end) instead."""
+    """A tqdm bar on a terminal; in logs, progress lines every `log_every` epochs (and at the end) instead.
 
-    def __init__(self, settings, first_epoch):
+    With a `label` (a member of a stack, whose members report together), always lines, each starting
+    with the label."""
+
+    def __init__(self, settings, first_epoch, label=None):
         self.settings = settings
-        self.bar = _progress_bar(settings.epochs, first_epoch)
+        self.prefix = "" if label is None else f"{label}: "
+        self.bar = None if label is not None else _progress_bar(settings.epochs, first_epoch)
         self.started, self.first_epoch = time.monotonic(), first_epoch
 
     def epoch_done(self, loop):
@@ -38,7 +42,7 @@ class EpochReport:
         remaining = elapsed / max(loop.epoch - self.first_epoch, 1) * (settings.epochs - loop.epoch)
         stop = f"  early stop (best epoch {loop.best_epoch})" if loop.stopped else ""
         print(
-            f"epoch {loop.epoch}/{settings.epochs}  train {row['train_loss']:.4f}  valid {row['valid_loss']:.4f}"
+            f"{self.prefix}epoch {loop.epoch}/{settings.epochs}  train {row['train_loss']:.4f}  valid {row['valid_loss']:.4f}"
             f"  elapsed {elapsed:.0f}s  eta {remaining:.0f}s{stop}",
             flush=True,
         )

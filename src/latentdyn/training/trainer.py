@@ -8,6 +8,7 @@ of the training data's content) and is resumed only by the same run; a run that 
 Predictions come from the best checkpoint unless `select: last`.
 
 This file holds the epoch loop; its parts live beside it: steps.py (the eager or CUDA-graphed step),
+stacked.py (K models of one shape trained as one, each member a run of its own),
 schedules.py (learning rate, early stopping, optimiser), checkpoints.py (what is saved, restored and
 selected), reporting.py (history CSV, progress output), device.py (device choice, CPU allocator).
 """
@@ -95,23 +96,14 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
     the next generation to restore, and no best.pt or model.pt is written.
     """
     run_dir, device = Path(run_dir), resolve_device(device)
-    state_dir = run_dir / STATE_DIR
     torch.manual_seed(seed)
     if device.type == "cpu":
         keep_freed_memory()
     model.to(device)
-    optimizer = make_optimizer(model, settings, graphed=use_graph(model, settings, device))
-    shuffler = torch.Generator().manual_seed(seed)
-    loop = LoopState()
-    source = restore_from or state_dir / "last.pt"
-    checkpoint = load_checkpoint(source, None if restore_from else identity, device)
-    if checkpoint is not None:
-        restore_training(checkpoint, model, optimizer, shuffler, loop)
-        print(f"resumed from {source} at epoch {loop.epoch}/{settings.epochs}", flush=True)
-        if hyperparameters is not None and hasattr(model, "set_hyperparameters"):
-            model.set_hyperparameters(hyperparameters)
-    set_lr(optimizer, settings.learning_rate * loop.lr_factor, settings.weight_decay)
-
+    optimizer, shuffler, loop = start_run(
+        model, settings, run_dir=run_dir, seed=seed, device=device, identity=identity,
+        graphed=use_graph(model, settings, device), restore_from=restore_from, hyperparameters=hyperparameters,
+    )
     train_batch = batch_from(prepared.train, device)
     valid_batch = batch_from(prepared.valid, device)
     step = make_step(model, optimizer, settings, device, train_batch)
@@ -125,23 +117,16 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
         for batch_rows, lr_factor in epoch_batches(order, settings, loop, len(train_batch), step.drops_last):
             set_lr(optimizer, settings.learning_rate * loop.lr_factor * lr_factor, settings.weight_decay)
             result = step(train_batch.select(batch_rows.to(device)), progress)
-            _accumulate(sums, {"loss": result.loss, **result.terms})
+            accumulate(sums, {"loss": result.loss, **result.terms})
             n_batches += 1
-        row = {"epoch": loop.epoch + 1}
-        row.update({f"train_{k}": v.item() / n_batches for k, v in sums.items()})
         model.eval()
         with torch.no_grad():
             valid = model.validation_step(valid_batch, progress)
-        row.update({f"valid_{k}": float(v) for k, v in {"loss": valid.loss, **valid.terms}.items()})
-        improved = loop.update(row, settings)
-        row.update(seconds=time.monotonic() - tic, lr=get_lr(optimizer))
-        loop.history.append(row)
-        payload = training_payload(model, optimizer, shuffler, loop, identity)
-        save_checkpoint(state_dir / "last.pt", payload)
-        if improved and finish:
-            save_checkpoint(state_dir / "best.pt", payload)
-        write_history(run_dir / HISTORY_NAME, loop.history)
-        report.epoch_done(loop)
+        means = {f"train_{k}": v.item() / n_batches for k, v in sums.items()}
+        means.update({f"valid_{k}": float(v) for k, v in {"loss": valid.loss, **valid.terms}.items()})
+        end_epoch(loop, settings, means, seconds=time.monotonic() - tic, lr=get_lr(optimizer), run_dir=run_dir,
+                  payload=lambda: training_payload(model, optimizer, shuffler, loop, identity), report=report,
+                  keep_best=finish)
     report.close()
     if not finish:
         return FitResult(history=loop.history, selected="last", epoch=loop.epoch, epochs_run=loop.epoch)
@@ -149,7 +134,42 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
     return FitResult(history=loop.history, selected=selected, epoch=epoch, epochs_run=loop.epoch)
 
 
-def _accumulate(sums, terms):
+def start_run(model, settings, *, run_dir, seed, device, identity, graphed=False, restore_from=None,
+              hyperparameters=None, generator=None):
+    """A run's optimiser, batch shuffler and loop state: fresh, or resumed from its `training/last.pt`
+    when that matches `identity` (or from `restore_from`, with `hyperparameters` applied after), RNG
+    states included (into `generator` when the run draws from one of its own: training/stacked.py)."""
+    optimizer = make_optimizer(model, settings, graphed=graphed)
+    shuffler = torch.Generator().manual_seed(seed)
+    loop = LoopState()
+    source = restore_from or Path(run_dir) / STATE_DIR / "last.pt"
+    checkpoint = load_checkpoint(source, None if restore_from else identity, device)
+    if checkpoint is not None:
+        restore_training(checkpoint, model, optimizer, shuffler, loop, generator)
+        print(f"resumed from {source} at epoch {loop.epoch}/{settings.epochs}", flush=True)
+        if hyperparameters is not None and hasattr(model, "set_hyperparameters"):
+            model.set_hyperparameters(hyperparameters)
+    set_lr(optimizer, settings.learning_rate * loop.lr_factor, settings.weight_decay)
+    return optimizer, shuffler, loop
+
+
+def end_epoch(loop, settings, means, *, seconds, lr, run_dir, payload, report, keep_best=True):
+    """Close one epoch of a run: its history row (`means`: the train_ and valid_ means), early-stopping
+    and plateau state, `training/last.pt` (and `best.pt` when the monitor improved and `keep_best`) from
+    `payload()`, history.csv and the progress output."""
+    row = {"epoch": loop.epoch + 1, **means}
+    improved = loop.update(row, settings)
+    row.update(seconds=seconds, lr=lr)
+    loop.history.append(row)
+    checkpoint = payload()
+    save_checkpoint(Path(run_dir) / STATE_DIR / "last.pt", checkpoint)
+    if improved and keep_best:
+        save_checkpoint(Path(run_dir) / STATE_DIR / "best.pt", checkpoint)
+    write_history(Path(run_dir) / HISTORY_NAME, loop.history)
+    report.epoch_done(loop)
+
+
+def accumulate(sums, terms):
     """Add a step's terms to the epoch's sums on the device: no sync until the epoch's `.item()`."""
     for name, value in terms.items():
         value = value.detach().float()

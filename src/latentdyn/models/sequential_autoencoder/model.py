@@ -13,6 +13,11 @@ input lacks that fold (the rest scaled by k/(k − 1), as sample validation does
 entries is logged as `sv_nll`. The ordinary validation NLL rewards a map that copies the observed input
 to the output; this one cannot, because no entry it scores was in the input. With SBTT at 2 of 29
 channels that copying sets in after ~150 epochs and ordinary validation selects it (README §9).
+
+Stacked training (`stack`): K models of one shape (the attractor study's systems and seeds of one
+generator and latent size) train as one model whose every tensor is member-first (models/stacking.py);
+the code below is written for such leading dimensions, losses are means over each member's own entries.
+Held-out-entry validation is not stacked.
 """
 
 import torch
@@ -27,11 +32,14 @@ from latentdyn.models.components import (
     poisson_nll,
     poisson_nll_elementwise,
 )
+from latentdyn.errors import ConfigError
 from latentdyn.models.prediction import predict_in_chunks
+from latentdyn.models.stacking import stack_modules
 from latentdyn.training.contract import StepResult
 
 STATE_LATENT = "states"  # the dynamical state, under latents/ in the output
 PREDICT_ROWS = 1024  # trials run at once in `predict`
+ENTRY_DIMS = (-3, -2, -1)  # trials × bins × units: a loss averages over these, per member of a stack
 
 
 class SequentialAutoencoder(nn.Module):
@@ -53,7 +61,7 @@ class SequentialAutoencoder(nn.Module):
 
     def training_step(self, batch, progress):
         log_rates, _ = self(batch.encoder_input)
-        recon = poisson_nll(log_rates, batch.target, self._step_weights(progress, log_rates.device))
+        recon = poisson_nll(log_rates, batch.target, self._step_weights(progress, log_rates.device), ENTRY_DIMS)
         return StepResult(recon, {"recon": recon})
 
     def validation_step(self, batch, progress):
@@ -80,8 +88,12 @@ class SequentialAutoencoder(nn.Module):
         return total / scored.clamp_min(1)
 
     def _step_weights(self, progress, device):
-        """The curriculum's per-time-step loss weights, shaped to broadcast over trials and units."""
-        return curriculum_weights(self.n_steps, progress.epoch, self.curriculum).to(device)[None, :, None]
+        """The curriculum's per-time-step loss weights, shaped to broadcast over trials and units (and
+        over a stack's members, each at its own epoch)."""
+        if progress.member_epochs is None:
+            return curriculum_weights(self.n_steps, progress.epoch, self.curriculum).to(device)[None, :, None]
+        weights = [curriculum_weights(self.n_steps, epoch, self.curriculum) for epoch in progress.member_epochs]
+        return torch.stack(weights).to(device)[:, None, :, None]
 
 
 def build(params, shapes):
@@ -96,6 +108,13 @@ def build(params, shapes):
     return SequentialAutoencoder(
         encoder, dynamics, readout, n_steps, params.get("curriculum"), params.get("sv_folds"), params.get("sv_seed", 0)
     )
+
+
+def stack(models, generators):
+    """The K `models` (built from one params) as one model trained at once (training/stacked.py)."""
+    if models[0].sv_folds:
+        raise ConfigError("config: key 'sv_folds': held-out-entry validation is not computed for stacked training")
+    return stack_modules(models, generators)
 
 
 def curriculum_weights(n_steps, epoch, curriculum):
