@@ -34,9 +34,9 @@ def plot_latency(table, colours, fast, slow):
     else:  # a GPU goal drawn over CPU times would read as a verdict on them
         per_trial.annotate(f"measured on the CPU: the {goal} is not drawn", (0.02, 0.97), xycoords="axes fraction",
                            ha="left", va="top", fontsize=7, color="0.4")
-    per_trial.set_ylabel("ms per trial (batch 1; median, band: IQR)")
+    per_trial.set_ylabel("ms per trial, batch 1\n(median; band: IQR)")
     batches = ", ".join(str(b) for b in table["throughput_batch"].unique())
-    throughput.set_ylabel(f"trials per second (batch {batches}; median, band: IQR)")
+    throughput.set_ylabel(f"trials per second, batch {batches}\n(median; band: IQR)")
     bins = sorted(table["bins"].unique())
     for ax in (per_trial, throughput):
         ax.set_xscale("log")
