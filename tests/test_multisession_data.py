@@ -81,7 +81,9 @@ def test_conditions_overlap_only_partly(written):
 
 def test_ordinary_binning_reads_every_session_with_its_true_rates(written):
     for session, nwb, truth in zip(written["sessions"], written["nwb"], written["truth"]):
-        arrays, _ = make_binned_tensors([nwb], dataset_spec("mc_maze"), 20, "val", truth_path=truth)
+        arrays, attrs = make_binned_tensors([nwb], dataset_spec("mc_maze"), 20, "val", truth_path=truth)
+        # condition names, by which stitching matches the sessions' conditions
+        assert len(attrs["conditions"]) == len(arrays["train_cond_idx"]) == 3
         n_heldout = session.heldout.sum()
         assert arrays["train_spikes_heldin"].shape[-1] == len(session.heldout) - n_heldout
         assert arrays["train_spikes_heldout"].shape[-1] == n_heldout
