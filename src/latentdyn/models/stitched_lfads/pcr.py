@@ -16,7 +16,7 @@ Two choices of ours, where §10 says nothing:
   present that is §10's −mean·W), and the read-out's bias subtracts it again.
 * Held-out units (not read in): their read-out is a ridge map from the read-in's PCs to their centred
   PSTHs, bias their means, so that every output unit starts from the same shared space.
-Data without condition labels (a single ordinary dataset) uses each smoothed trial as its own condition.
+Data without conditions (no `cond_idx`) uses each smoothed trial as its own condition.
 With fewer PCs than `readin_dim` (rank of the PSTHs), the remaining read-in dimensions start at zero.
 """
 
@@ -43,20 +43,33 @@ def session_psths(prepared, smooth_ms):
     shapes, train = prepared.shapes, prepared.train
     units = shapes.session_units or ((shapes.n_input, shapes.n_heldout),)
     trial_index = train.trial_index.reshape(len(train), -1)
-    labels = prepared.arrays.get("train_session_condition")
+    labels = prepared.arrays.get("train_session_condition")  # stitched data labels its rows
+    if labels is None:
+        labels = _condition_of_trial(prepared.arrays)[trial_index]
     window = np.nan_to_num(train.target[:, : shapes.n_bins])
     sigma = smooth_ms / (1000 * prepared.attrs["bin_width_s"])
     smoothed = gaussian_filter1d(window, sigma, axis=1, mode="nearest") if sigma > 0 else window
     n_in, n_out = np.cumsum([0] + [u[0] for u in units]), shapes.n_input + np.cumsum([0] + [u[1] for u in units])
     psths = []
     for s in range(len(units)):
-        trials, rows = np.unique(trial_index[:, s], return_index=True)  # cycled copies counted once
+        _, rows = np.unique(trial_index[:, s], return_index=True)  # cycled copies counted once
         columns = np.r_[n_in[s]:n_in[s + 1], n_out[s]:n_out[s + 1]]
-        # stitched data labels its rows; otherwise every trial is its own condition
-        condition = labels[rows, s] if labels is not None else trials
+        condition = labels[rows, s]
         data = smoothed[rows][:, :, columns]
         psths.append({c: data[condition == c].mean(0) for c in np.unique(condition[condition >= 0])})
     return psths, units
+
+
+def _condition_of_trial(arrays):
+    """Each training trial's condition in an ordinary binned dataset (`train_cond_idx`; -1: none), or,
+    without conditions, the trial itself."""
+    n_trials = len(arrays["train_spikes_heldin"])
+    if "train_cond_idx" not in arrays:
+        return np.arange(n_trials)
+    labels = np.full(n_trials, -1, dtype=np.int64)
+    for condition, trials in enumerate(arrays["train_cond_idx"]):
+        labels[np.asarray(trials, dtype=np.int64)] = condition
+    return labels
 
 
 def pcr_maps(psths, units, dim, ridge):
