@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, latency, nlb, run_figures, sbtt
+from latentdyn.plots import attractors, latency, multisession, nlb, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -189,6 +189,9 @@ def main():
     two_photon.add_argument("--table", required=True)
     pretraining = sub.add_parser("sbtt-pretraining")
     pretraining.add_argument("--table", required=True)
+    stitching = sub.add_parser("multisession")
+    stitching.add_argument("--table", required=True, help="results/tables/multisession_study.csv")
+    stitching.add_argument("--decoding", nargs="+", required=True, help="the stitched runs' decoding.csv files")
     timing = sub.add_parser("latency")
     timing.add_argument("--table", required=True, help="results/tables/latency.csv")
     timing.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
@@ -216,6 +219,9 @@ def main():
         fig = sbtt.plot_two_photon(pd.read_csv(args.table))
     elif args.figure == "sbtt-pretraining":
         fig = sbtt.plot_pretraining(pd.read_csv(args.table))
+    elif args.figure == "multisession":
+        decoding = pd.concat([pd.read_csv(path) for path in args.decoding], ignore_index=True)
+        fig = multisession.plot_multisession(pd.read_csv(args.table), decoding)
     elif args.figure == "latency":
         fig = latency.plot_latency(pd.read_csv(args.table), args.colours, *args.goal_kinds)
     elif args.figure in RUN_FIGURES:

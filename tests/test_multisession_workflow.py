@@ -18,11 +18,13 @@ SMALL = REPO / "config" / "multisession_small.yaml"
 
 
 def test_small_config_plans_stitched_and_single_session_runs_scored_per_session(tmp_path):
-    n_sessions = yaml.safe_load(SMALL.read_text())["multisession_reaching"]["n_sessions"]
+    config = yaml.safe_load(SMALL.read_text())
+    n_sessions, n_models = config["multisession_reaching"]["n_sessions"], len(config["multisession_study"]["models"])
     jobs = run_workflow(tmp_path, [SMALL])
     assert jobs["simulate_multisession"] == jobs["stitch_sessions"] == 1 and jobs["bin_nwb"] == n_sessions
-    assert jobs["train"] == jobs["predict"] == n_sessions + 1  # the stitched run and each session alone
-    assert jobs["unstitch"] == n_sessions and jobs["evaluate"] == 2 * n_sessions and jobs["collect_metrics"] == 1
+    assert jobs["train"] == jobs["predict"] == n_models * (n_sessions + 1)  # the stitched run and each session alone
+    assert jobs["unstitch"] == n_models * n_sessions and jobs["evaluate"] == 2 * n_models * n_sessions
+    assert jobs["multisession_decoding"] == n_models and jobs["figure_multisession"] == jobs["collect_metrics"] == 1
 
 
 def user_multisession(tmp_path, n_sessions=3):

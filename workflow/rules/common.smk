@@ -284,7 +284,10 @@ def all_targets():
             "results/figures/sbtt_two_photon.png",
         ]
     if "multisession_study" in studies_with_runs():
-        targets.append("results/tables/multisession_study.csv")
+        targets += [
+            "results/tables/multisession_study.csv",
+            "results/figures/multisession.png",
+        ]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]
     # every table also as a page the report shows inline (render_table)

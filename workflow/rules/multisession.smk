@@ -77,3 +77,46 @@ rule unstitch:
         "python {params.script:q} unstitch --stitched {input.stitched:q} --output {input.output:q}"
         " --session {params.session} --session-data {input.session:q}"
         " --model-name {wildcards.model}-S --out {output:q} > {log:q} 2>&1"
+
+
+rule multisession_decoding:
+    input:
+        unpack(decoding_inputs),
+    output:
+        "results/runs/{dataset}/{model}/seed{seed}/decoding.csv",
+    log:
+        "results/logs/multisession_decoding/{dataset}/{model}/seed{seed}.log",
+    wildcard_constraints:
+        dataset="(%s)_[0-9]+ms" % "|".join(MULTISESSION),
+        model=r"[a-z][a-z0-9_]*",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        script=f"{SCRIPTS}/multisession_decoding.py",
+    shell:
+        "python {params.script:q} --stitched {input.stitched:q}"
+        " --stitched-output {input.stitched_output:q} --sessions {input.sessions:q}"
+        " --session-outputs {input.session_outputs:q} --dataset {wildcards.dataset}"
+        " --model {wildcards.model} --seed {wildcards.seed} --out {output:q} > {log:q} 2>&1"
+
+
+rule figure_multisession:
+    input:
+        table="results/tables/multisession_study.csv",
+        decoding=multisession_decoding_tables(),
+    output:
+        png=report(
+            "results/figures/multisession.png",
+            category="Multisession stitching",
+            caption="../report/multisession.rst",
+        ),
+        pdf="results/figures/multisession.pdf",
+    log:
+        "results/logs/figures/multisession.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} multisession --table {input.table:q}"
+        " --decoding {input.decoding:q} --out {output.png:q} > {log:q} 2>&1"

@@ -16,3 +16,32 @@ def stitched_run(wildcards):
         "output": f"{run_dir(f'{source}_{bin_ms}ms', wildcards.model, wildcards.seed)}/output.h5",
         "session": f"results/data/binned/{wildcards.dataset}.h5",
     }
+
+
+def decoding_inputs(wildcards):
+    """What scoring stitched run <dataset>/<model>/seed<seed> per session reads: the stitched dataset and
+    output, and each session's binned dataset and part of the run (<model>-S), in session order.
+    """
+    source, bin_ms = re.fullmatch(r"(.+)_([0-9]+)ms", wildcards.dataset).groups()
+    sessions = [f"{session}_{bin_ms}ms" for session in MULTISESSION[source]]
+    return {
+        "stitched": f"results/data/binned/{wildcards.dataset}.h5",
+        "stitched_output": f"{run_dir(wildcards.dataset, wildcards.model, wildcards.seed)}/output.h5",
+        "sessions": [f"results/data/binned/{session}.h5" for session in sessions],
+        "session_outputs": [
+            f"{run_dir(session, f'{wildcards.model}-S', wildcards.seed)}/output.h5"
+            for session in sessions
+        ],
+    }
+
+
+def multisession_decoding_tables():
+    """Every stitched run's decoding.csv of the multisession study."""
+    study = config.get("multisession_study") or {}
+    return [
+        f"{run_dir(f'{dataset}_{b}ms', model, seed)}/decoding.csv"
+        for dataset in study.get("datasets", [])
+        for b in study.get("bin_sizes_ms", [])
+        for model in study.get("models", [])
+        for seed in study.get("seeds", [])
+    ]

@@ -1,0 +1,44 @@
+"""The multisession figure (issue 18, the tutorial's per-session bars; README §10): per session, what
+stitching changes against the same model on that session alone, how well velocity decodes from the
+stitched factors within and across sessions and from smoothed spikes, and each stitched model's
+validation NLL (PCR vs random read-in when the study has both)."""
+
+import re
+
+import pandas as pd
+import seaborn as sns
+
+from latentdyn.plots.common import panel_grid
+
+SESSION = re.compile(r"_s(?P<session>[0-9]+)_[0-9]+ms$")
+
+
+def plot_multisession(study, decoding):
+    """`study`: multisession_study.csv (a row per session dataset and model, <model>-S the stitched run's
+    part); `decoding`: the stitched runs' decoding.csv rows."""
+    study = study.assign(
+        session=study["dataset"].str.extract(SESSION)["session"].astype(int),
+        base=study["model"].str.removesuffix("-S"),
+        training=study["model"].str.endswith("-S").map({True: "stitched", False: "alone"}),
+    )
+    several = decoding["model"].nunique() > 1
+    spikes = decoding.drop_duplicates("session").assign(source="smoothed spikes", R2=lambda t: t["smoothed_spikes"])
+    factors = [
+        decoding.assign(source=f"factors, {where} session{'s' if where == 'across' else ''}"
+                        + (decoding["model"].map(lambda m: f" ({m})") if several else ""), R2=decoding[f"factors_{where}"])
+        for where in ("within", "across")
+    ]
+    long = pd.concat([spikes, *factors], ignore_index=True)
+    fig, axes = panel_grid(4, 4.2, 3.2)
+    for ax, metric in zip(axes, ("rate_r2", "co-bps")):
+        sns.barplot(study, x="session", y=metric, hue=study["base"] + ", " + study["training"], ax=ax, errorbar=None)
+        ax.set(title=f"{metric} per session", ylabel=metric)
+    sns.barplot(long, x="session", y="R2", hue="source", ax=axes[2], errorbar=None)
+    axes[2].set(title="velocity decoding (ridge, grouped 5-fold CV)", ylabel="R²", ylim=(0, 1))
+    sns.barplot(decoding, x="session", y="valid_nll", hue="model", ax=axes[3], errorbar=None)
+    low = decoding["valid_nll"].min()
+    axes[3].set(title="stitched validation NLL per bin (lower is better)", ylim=(low * 0.95, decoding["valid_nll"].max() * 1.02))
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    fig.tight_layout()
+    return fig
