@@ -51,6 +51,7 @@ def test_a_users_session_list_is_binned_in_its_order_and_stitched(tmp_path, capl
     ("override", "named"),
     [
         ({"multisession_study": {"datasets": ["nowhere"]}}, "multisession_study.datasets"),
+        ({"nlb_multisession": {"maze": ["mc_maze_huge", "mc_maze_small"]}}, "nlb_multisession.maze"),
         ({"models": {"plain": {"kind": "lfads"}}, "multisession_study": {"models": ["plain"]}}, "multisession_study.models"),
         ({"user_datasets": {"monkey": {**{k: v for k, v in USER_DATASET.items() if k != "nwb"}, "sessions": ["day1.h5"]}}},
          "user_datasets.monkey.sessions"),

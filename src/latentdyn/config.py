@@ -137,11 +137,16 @@ def _check_latency_study(config):
 
 
 def _check_multisession_study(config, source):
-    """Stitched runs need a multisession kind and datasets of several sessions (simulated or the user's)."""
+    """Stitched runs need a multisession kind and datasets of several sessions (simulated, NLB or the user's)."""
     study = config.get("multisession_study") or {}
     for name in study.get("models", []):
         require_capability(name, config["models"][name], "multisession", "multisession_study.models")
-    known = ["reaching_ms", *(name for name, d in config.get("user_datasets", {}).items() if "sessions" in d)]
+    for name, sources in config.get("nlb_multisession", {}).items():
+        unknown = [dataset for dataset in sources if dataset not in config["nlb_sources"]]
+        if unknown:
+            _fail(source, f"nlb_multisession.{name}", f"{unknown} are not NLB sources (nlb_sources)")
+    known = ["reaching_ms", *config.get("nlb_multisession", {}),
+             *(name for name, d in config.get("user_datasets", {}).items() if "sessions" in d)]
     for name in study.get("datasets", []):
         if name not in known:
             _fail(source, "multisession_study.datasets", f"'{name}' is not a multisession dataset (known: {known})")

@@ -19,8 +19,9 @@ SIMULATED_MULTISESSION = "reaching_ms"
 
 
 def multisession_datasets():
-    """Multisession dataset -> its sessions' dataset names, <name>_s<ss> in session order: the simulated
-    reaching_ms and every user dataset given as `sessions`."""
+    """Multisession dataset -> its sessions' dataset names in session order: <name>_s<ss> of the
+    simulated reaching_ms and of every user dataset given as `sessions`; the NLB datasets themselves of
+    an `nlb_multisession` entry."""
     counts = {SIMULATED_MULTISESSION: config["multisession_reaching"]["n_sessions"]}
     counts.update(
         {
@@ -29,7 +30,8 @@ def multisession_datasets():
             if "sessions" in dataset
         }
     )
-    return {name: [f"{name}_s{s:02d}" for s in range(n)] for name, n in counts.items()}
+    named = {name: [f"{name}_s{s:02d}" for s in range(n)] for name, n in counts.items()}
+    return {**named, **config["nlb_multisession"]}
 
 
 MULTISESSION = multisession_datasets()
