@@ -11,6 +11,7 @@ import seaborn as sns
 from latentdyn.plots.common import panel_grid
 
 SESSION = re.compile(r"_s(?P<session>[0-9]+)_[0-9]+ms$")
+R2_FLOOR = -1.0
 
 
 def plot_multisession(study, decoding):
@@ -33,8 +34,11 @@ def plot_multisession(study, decoding):
     for ax, metric in zip(axes, ("rate_r2", "co-bps")):
         sns.barplot(study, x="session", y=metric, hue=study["base"] + ", " + study["training"], ax=ax, errorbar=None)
         ax.set(title=f"{metric} per session", ylabel=metric)
+    long["R2"] = long["R2"].clip(lower=R2_FLOOR)  # factors in unrelated spaces decode far below 0 across sessions
     sns.barplot(long, x="session", y="R2", hue="source", ax=axes[2], errorbar=None)
-    axes[2].set(title="velocity decoding (ridge, grouped 5-fold CV)", ylabel="R²", ylim=(0, 1))
+    axes[2].axhline(0, color="black", linewidth=0.8)
+    axes[2].set(title="velocity decoding (ridge, grouped 5-fold CV)", ylabel=f"R² (drawn at {R2_FLOOR} if below)",
+                ylim=(min(long["R2"].min(), 0), 1))
     sns.barplot(decoding, x="session", y="valid_nll", hue="model", ax=axes[3], errorbar=None)
     low = decoding["valid_nll"].min()
     axes[3].set(title="stitched validation NLL per bin (lower is better)", ylim=(low * 0.95, decoding["valid_nll"].max() * 1.02))
