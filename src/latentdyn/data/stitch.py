@@ -56,12 +56,12 @@ def stitch(sessions, name):
             group = "heldin" if "heldin" in key else "heldout"
             parts = []
             for (arrays, _, _), pick, copy, width in zip(sessions, picks, copies, widths):
-                source = arrays.get(f"{source_split}_{key}")
-                if source is None:  # unknown in this session (e.g. no held-out units)
+                values = arrays.get(f"{source_split}_{key}")
+                if values is None:  # unknown in this session (e.g. no held-out units)
                     bins = _bins(sessions, source_split, key)
                     part = np.full((n_rows, bins, width[group]), np.nan, dtype=np.float32)
                 else:
-                    part = np.array(source[pick], dtype=np.float32)
+                    part = np.array(values[pick], dtype=np.float32)
                 if split != "train":
                     part[copy] = np.nan
                 parts.append(part)
