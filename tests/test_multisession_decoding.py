@@ -52,3 +52,13 @@ def test_the_figure_draws_per_session_bars_from_both_tables():
     fig = plot_multisession(study, decoding)
     bars = [len(ax.patches) for ax in fig.axes]
     assert bars[0] >= 4 and bars[2] >= 2 * 5  # spikes once, within and across per model, per session
+
+
+def test_shared_factors_figure_draws_each_sessions_conditions_on_shared_axes():
+    from latentdyn.plots.multisession import plot_shared_factors
+
+    rng = np.random.default_rng(0)
+    sessions = [(rng.normal(size=(12, 10, 5)), np.array(["a", "b", "c"] * 4)) for _ in range(3)]
+    fig = plot_shared_factors(sessions, "toy")
+    assert len(fig.axes) == 3 and all(len(ax.lines) == 2 * 3 for ax in fig.axes)  # a path and a dot per condition
+    assert len({ax.get_xlim() for ax in fig.axes}) == 1

@@ -24,7 +24,13 @@ def test_small_config_plans_stitched_and_single_session_runs_scored_per_session(
     assert jobs["simulate_multisession"] == jobs["stitch_sessions"] == 1 and jobs["bin_nwb"] == n_sessions
     assert jobs["train"] == jobs["predict"] == n_models * (n_sessions + 1)  # the stitched run and each session alone
     assert jobs["unstitch"] == n_models * n_sessions and jobs["evaluate"] == 2 * n_models * n_sessions
-    assert jobs["multisession_decoding"] == n_models and jobs["figure_multisession"] == jobs["collect_metrics"] == 1
+    assert jobs["multisession_decoding"] == jobs["figure_multisession_factors"] == n_models
+    assert jobs["figure_multisession"] == jobs["collect_metrics"] == 1
+
+
+def test_fewer_trials_config_plans_over_the_small_one(tmp_path):
+    jobs = run_workflow(tmp_path, [SMALL, REPO / "config" / "multisession_fewer_trials.yaml"])
+    assert jobs["simulate_multisession"] == 1 and jobs["multisession_decoding"] == 1
 
 
 def user_multisession(tmp_path, n_sessions=3):

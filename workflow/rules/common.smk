@@ -289,6 +289,7 @@ def all_targets():
         targets += [
             "results/tables/multisession_study.csv",
             "results/figures/multisession.png",
+            *multisession_factor_figures(),
         ]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]

@@ -120,3 +120,28 @@ rule figure_multisession:
     shell:
         "python {params.script:q} multisession --table {input.table:q}"
         " --decoding {input.decoding:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_multisession_factors:
+    input:
+        unpack(decoding_inputs),
+    output:
+        png=report(
+            "results/figures/multisession_factors_{dataset}_{model}_seed{seed}.png",
+            category="Multisession stitching",
+            caption="../report/multisession_factors.rst",
+        ),
+        pdf="results/figures/multisession_factors_{dataset}_{model}_seed{seed}.pdf",
+    log:
+        "results/logs/figures/multisession_factors_{dataset}_{model}_seed{seed}.log",
+    wildcard_constraints:
+        dataset="(%s)_[0-9]+ms" % "|".join(MULTISESSION),
+        model=r"[a-z][a-z0-9_]*",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+    shell:
+        "python {params.script:q} multisession-factors --sessions {input.sessions:q}"
+        " --outputs {input.session_outputs:q} --title '{wildcards.dataset} {wildcards.model}'"
+        " --out {output.png:q} > {log:q} 2>&1"

@@ -45,3 +45,14 @@ def multisession_decoding_tables():
         for model in study.get("models", [])
         for seed in study.get("seeds", [])
     ]
+
+
+def multisession_factor_figures():
+    """The shared-factors figure of every stitched dataset and model of the study, for its first seed."""
+    study = config.get("multisession_study") or {}
+    return [
+        f"results/figures/multisession_factors_{dataset}_{b}ms_{model}_seed{study['seeds'][0]}.png"
+        for dataset in study.get("datasets", [])
+        for b in study.get("bin_sizes_ms", [])
+        for model in study.get("models", [])
+    ]

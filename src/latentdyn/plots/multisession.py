@@ -1,10 +1,12 @@
 """The multisession figure (issue 18, the tutorial's per-session bars; README §10): per session, what
 stitching changes against the same model on that session alone, how well velocity decodes from the
 stitched factors within and across sessions and from smoothed spikes, and each stitched model's
-validation NLL (PCR vs random read-in when the study has both)."""
+validation NLL (PCR vs random read-in when the study has both); and every session's factors in the one
+space they share (`plot_shared_factors`)."""
 
 import re
 
+import numpy as np
 import pandas as pd
 import seaborn as sns
 
@@ -44,5 +46,31 @@ def plot_multisession(study, decoding):
     axes[3].set(title="stitched validation NLL per bin (lower is better)", ylim=(low * 0.95, decoding["valid_nll"].max() * 1.02))
     for ax in axes:
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def plot_shared_factors(sessions, title):
+    """Experiment 4: each session's condition-averaged factors on the top two PCs of all sessions' together,
+    one panel per session on shared axes, a colour per condition: stitched factors of a condition should
+    trace the same path in every session. `sessions`: per session (factors trials × bins × k, each trial's
+    condition name)."""
+    means = [{c: factors[labels == c].mean(0) for c in np.unique(labels)} for factors, labels in sessions]
+    stacked = np.concatenate([m for session in means for m in session.values()])
+    centre = stacked.mean(0)
+    _, _, components = np.linalg.svd(stacked - centre, full_matrices=False)
+    conditions = sorted({c for session in means for c in session})
+    colours = dict(zip(conditions, sns.color_palette("husl", len(conditions))))
+    fig, axes = panel_grid(len(sessions), 3.0, 3.0)
+    projected = [{c: (m - centre) @ components[:2].T for c, m in session.items()} for session in means]
+    everything = np.concatenate([p for session in projected for p in session.values()])
+    low, high = everything.min(0), everything.max(0)
+    for s, (ax, session) in enumerate(zip(axes, projected)):
+        for condition, path in session.items():
+            ax.plot(path[:, 0], path[:, 1], color=colours[condition], linewidth=1)
+            ax.plot(*path[0], "o", color=colours[condition], markersize=2)
+        ax.set(title=f"session {s}", xlim=(low[0], high[0]), ylim=(low[1], high[1]), xticks=[], yticks=[])
+    axes[0].set(xlabel="factor PC 1", ylabel="factor PC 2")
+    fig.suptitle(f"{title}: condition-averaged factors (dot: window start), one colour per condition")
     fig.tight_layout()
     return fig
