@@ -16,6 +16,7 @@ from latentdyn.models.kinds import get_kind
 from latentdyn.models.pipeline import train_and_predict
 from latentdyn.models.stitched_lfads.model import build, initialise
 from latentdyn.models.stitched_lfads.pcr import pcr_maps
+from latentdyn.training.checkpoints import run_identity
 from latentdyn.training.contract import Progress
 from latentdyn.training.trainer import batch_from
 
@@ -147,8 +148,17 @@ def test_sample_validation_masks_follow_each_sessions_own_trial(stitched, tmp_pa
     assert np.isfinite(outputs["eval_rates_heldin"]).all()
 
 
-def test_interrupted_training_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, capsys):
-    assert_resumes_exactly("stitched_lfads", tmp_path, monkeypatch, capsys)
+def test_interrupted_stitched_training_resumes_to_the_uninterrupted_result(stitched, tmp_path, monkeypatch, capsys):
+    assert_resumes_exactly("stitched_lfads", tmp_path, monkeypatch, capsys, params(sv_rate=0.2), *stitched)
+
+
+def test_run_identity_covers_every_sessions_data(stitched):
+    first, second = sessions()
+    second[0]["train_spikes_heldin"][0, 0, 0] += 1  # one count of one session
+    p = params()
+    identities = [run_identity("stitched_lfads", p, prepare(*data, valid_fraction=0.2, seed=0), 0)
+                  for data in (stitched, stitch([first, second], "pair"))]
+    assert identities[0] != identities[1]
 
 
 def test_stitching_recovers_shared_dynamics_better_than_either_session_alone(tmp_path):
