@@ -37,7 +37,7 @@ include: "workflow/rules/common.smk"
 
 wildcard_constraints:
     dataset=r"[a-z0-9_]+",
-    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?(-P[0-9]+)?",
+    model=r"[a-z][a-z0-9_]*(-L[0-9]+)?(-P[0-9]+)?(-S)?",
     seed=r"[0-9]+",
     bin_ms=r"[0-9]+",
 
@@ -45,6 +45,7 @@ wildcard_constraints:
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/download.smk"
 include: "workflow/rules/bin.smk"
+include: "workflow/rules/multisession.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/benchmark.smk"

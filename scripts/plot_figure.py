@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, latency, nlb, run_figures, sbtt
+from latentdyn.plots import attractors, latency, multisession, nlb, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -24,6 +24,19 @@ def _run_name(output_path):
 def _read_fixed_points(path):
     with reading(path, "fixed points file"), h5py.File(path, "r") as f:
         return f["points"][()], f["eigvals_real"][()] + 1j * f["eigvals_imag"][()]
+
+
+def _factors_by_condition(data_path, output_path):
+    """A session's training-trial factors and each trial's condition name (multisession-factors)."""
+    data, attrs = read_binned(data_path, keys=["train_spikes_heldin", "train_cond_idx"])
+    if "train_cond_idx" not in data or "conditions" not in attrs:
+        raise InputError(data_path, "train_cond_idx", "missing; the factors figure averages factors by condition")
+    output, _ = read_model_output(output_path)
+    _, factors = _first_present(output, output_path, ["latents/train_factors"], "the figure draws the model's factors")
+    labels = np.full(len(factors), "", dtype=object)
+    for name, trials in zip(attrs["conditions"], data["train_cond_idx"]):
+        labels[np.asarray(trials, dtype=int)] = name
+    return factors[labels != ""], labels[labels != ""]
 
 
 # Per-run figures (a kind's kind.yaml `figures`): each reads its files and returns a Figure; a missing key or
@@ -189,6 +202,13 @@ def main():
     two_photon.add_argument("--table", required=True)
     pretraining = sub.add_parser("sbtt-pretraining")
     pretraining.add_argument("--table", required=True)
+    stitching = sub.add_parser("multisession")
+    stitching.add_argument("--table", required=True, help="results/tables/multisession_study.csv")
+    stitching.add_argument("--decoding", nargs="+", required=True, help="the stitched runs' decoding.csv files")
+    shared = sub.add_parser("multisession-factors")
+    shared.add_argument("--sessions", nargs="+", required=True, help="each session's binned dataset, in order")
+    shared.add_argument("--outputs", nargs="+", required=True, help="each session's part of the stitched run")
+    shared.add_argument("--title", required=True)
     timing = sub.add_parser("latency")
     timing.add_argument("--table", required=True, help="results/tables/latency.csv")
     timing.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
@@ -216,6 +236,12 @@ def main():
         fig = sbtt.plot_two_photon(pd.read_csv(args.table))
     elif args.figure == "sbtt-pretraining":
         fig = sbtt.plot_pretraining(pd.read_csv(args.table))
+    elif args.figure == "multisession":
+        decoding = pd.concat([pd.read_csv(path) for path in args.decoding], ignore_index=True)
+        fig = multisession.plot_multisession(pd.read_csv(args.table), decoding)
+    elif args.figure == "multisession-factors":
+        fig = multisession.plot_shared_factors(
+            [_factors_by_condition(data, output) for data, output in zip(args.sessions, args.outputs)], args.title)
     elif args.figure == "latency":
         fig = latency.plot_latency(pd.read_csv(args.table), args.colours, *args.goal_kinds)
     elif args.figure in RUN_FIGURES:

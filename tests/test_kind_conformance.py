@@ -60,8 +60,8 @@ def tiny_params(name):
     return kind.resolve(params)
 
 
-def run(params, run_dir):
-    return train_and_predict(params, DATA, ATTRS, run_dir=run_dir, seed=0, device="cpu")
+def run(params, run_dir, data=DATA, attrs=ATTRS):
+    return train_and_predict(params, data, attrs, run_dir=run_dir, seed=0, device="cpu")
 
 
 def assert_kind_conforms(name, run_dir):
@@ -142,19 +142,20 @@ def interrupted_at(build, epoch):
     return build_then_interrupt
 
 
-def assert_resumes_exactly(name, tmp_path, monkeypatch, capsys):
-    """Training of kind `name` killed halfway and rerun gives the outputs of an uninterrupted run."""
-    params = tiny_params(name)
-    straight, _ = run(params, tmp_path / "straight")
+def assert_resumes_exactly(name, tmp_path, monkeypatch, capsys, params=None, data=DATA, attrs=ATTRS):
+    """Training of kind `name` (with `params`, tiny ones by default, on `data`) killed halfway and rerun
+    gives the outputs of an uninterrupted run."""
+    params = params or tiny_params(name)
+    straight, _ = run(params, tmp_path / "straight", data, attrs)
     implementation = get_kind(name).implementation()
     with monkeypatch.context() as patch:
         patch.setattr(implementation, "build", interrupted_at(implementation.build, EPOCHS // 2))
         with pytest.raises(Interrupted):
-            train(params, DATA, ATTRS, run_dir=tmp_path / "resumed", seed=0, device="cpu")
+            train(params, data, attrs, run_dir=tmp_path / "resumed", seed=0, device="cpu")
     last = torch.load(tmp_path / "resumed" / STATE_DIR / "last.pt", weights_only=False)
     assert last["loop"]["epoch"] == EPOCHS // 2
     capsys.readouterr()
-    resumed, _ = run(params, tmp_path / "resumed")
+    resumed, _ = run(params, tmp_path / "resumed", data, attrs)
     assert f"at epoch {EPOCHS // 2}/{EPOCHS}" in capsys.readouterr().out  # resumed, not retrained from scratch
     assert straight.keys() == resumed.keys()
     for key in straight:

@@ -42,20 +42,31 @@ def test_paper_config_plans_every_combination(tmp_path):
     pretrained = len(pretraining["full_trials"]) * len(pretraining["seeds"])  # one model per size of full data
     adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
     scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
+    multisession = config["multisession_study"]
+    sessions = {"reaching_ms": [f"reaching_ms_s{s:02d}" for s in range(config["multisession_reaching"]["n_sessions"])],
+                **config["nlb_multisession"]}
+    per_setting = len(multisession["models"]) * len(multisession["seeds"]) * len(multisession["bin_sizes_ms"])
+    alone = sum(len(sessions[d]) for d in multisession["datasets"]) * per_setting  # and as many <model>-S parts
+    stitched = len(multisession["datasets"]) * per_setting
     jobs = run_workflow(tmp_path)
     # the attractor runs of one generator and latent size train as one stack (every system and seed)
     assert jobs["train_stack"] == len(study["models"]) * len(study["latent_sizes"])
-    assert jobs["evaluate"] == jobs["predict"] == scored and jobs["train"] == scored + pretrained - attractor_runs
+    assert jobs["predict"] == scored + alone + stitched
+    assert jobs["train"] == scored + alone + stitched + pretrained - attractor_runs
+    assert jobs["evaluate"] == scored + 2 * alone and jobs["unstitch"] == alone
+    assert jobs["stitch_sessions"] == jobs["multisession_decoding"] == stitched and jobs["simulate_multisession"] == 1
     assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
     assert jobs["figure_sbtt_bandwidth"] == 2 and jobs["figure_sbtt_two_photon"] == 1
     assert jobs["simulate_attractor"] == len(study["systems"])
     assert jobs["download_nlb"] == len([d for d in nlb["datasets"] if d in config["nlb_sources"]])
-    assert jobs["bin_nwb"] == len(nlb["datasets"]) * len(nlb["bin_sizes_ms"])
+    binned = {f"{d}_{b}ms" for d in nlb["datasets"] for b in nlb["bin_sizes_ms"]}
+    binned |= {f"{s}_{b}ms" for d in multisession["datasets"] for s in sessions[d] for b in multisession["bin_sizes_ms"]}
+    assert jobs["bin_nwb"] == len(binned)  # MC_Maze L/M/S sessions are the NLB study's binned files
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])
     assert jobs["fixed_points"] == len(study["systems"]) * per_system
-    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 6
+    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 7
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from latentdyn.models.kinds import get_kind, kind_names, require_capability, res
 
 STUDIES = (
     "attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study",
-    "latency_study",
+    "latency_study", "multisession_study",
 )
 
 
@@ -54,6 +54,7 @@ def check_semantics(config, source="config"):
     _check_pretraining_study(config, source)
     _check_two_photon_study(config, source)
     _check_latency_study(config)
+    _check_multisession_study(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
         start, end = dataset["window_ms"]
@@ -133,6 +134,25 @@ def _check_latency_study(config):
     """Only models whose kind has an inference entry point (realtime_inference) can be timed."""
     for name in (config.get("latency_study") or {}).get("models", []):
         require_capability(name, config["models"][name], "realtime_inference", "latency_study.models")
+
+
+def _check_multisession_study(config, source):
+    """Stitched runs need a multisession kind and datasets of several sessions (simulated, NLB or the user's)."""
+    study = config.get("multisession_study") or {}
+    for name in study.get("models", []):
+        require_capability(name, config["models"][name], "multisession", "multisession_study.models")
+    for name, sources in config.get("nlb_multisession", {}).items():
+        unknown = [dataset for dataset in sources if dataset not in config["nlb_sources"]]
+        if unknown:
+            _fail(source, f"nlb_multisession.{name}", f"{unknown} are not NLB sources (nlb_sources)")
+    known = ["reaching_ms", *config.get("nlb_multisession", {}),
+             *(name for name, d in config.get("user_datasets", {}).items() if "sessions" in d)]
+    for name in study.get("datasets", []):
+        if name not in known:
+            _fail(source, "multisession_study.datasets", f"'{name}' is not a multisession dataset (known: {known})")
+    for name in (config.get("nlb_study") or {}).get("datasets", []):
+        if "sessions" in config.get("user_datasets", {}).get(name, {}):
+            _fail(source, "nlb_study.datasets", f"'{name}' is a multisession dataset: list it in multisession_study.datasets")
 
 
 def _fail(source, key, problem):

@@ -11,6 +11,8 @@ rule bin_nwb:
         "results/data/binned/{dataset}_{bin_ms}ms.h5",
     log:
         "results/logs/bin_nwb/{dataset}_{bin_ms}ms.log",
+    wildcard_constraints:
+        dataset=NOT_MULTISESSION,
     conda:
         "../../envs/data.yaml"
     resources:

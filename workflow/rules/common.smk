@@ -7,13 +7,42 @@ from operator import itemgetter
 from latentdyn.models.kinds import get_kind, latency_kinds, resolve_model
 
 SCRIPTS = f"{workflow.basedir}/scripts"
-# <model>[-L<k>][-P<n>]: -L<k> sets the latent size to k; -P<n> starts from <model>[-L<k>] pretrained on n
-# fully observed trials (SBTT experiment 4, pretrained_weights below).
+# <model>[-L<k>][-P<n>][-S]: -L<k> sets the latent size to k; -P<n> starts from <model>[-L<k>] pretrained on n
+# fully observed trials (SBTT experiment 4, pretrained_weights below); -S is one session's part of <model>
+# trained on all sessions of a multisession dataset (multisession.smk).
 MODEL_NAME = re.compile(
-    r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?$"
+    r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?(?P<stitched>-S)?$"
 )
 MASKED_DATASET = re.compile(r"^(?P<source>[a-z0-9_]+)_bw[0-9]+$")
 SIMULATED_NWB = ["reaching"]
+SIMULATED_MULTISESSION = "reaching_ms"
+
+
+def multisession_datasets():
+    """Multisession dataset -> its sessions' dataset names in session order: <name>_s<ss> of the
+    simulated reaching_ms and of every user dataset given as `sessions`; the NLB datasets themselves of
+    an `nlb_multisession` entry."""
+    counts = {SIMULATED_MULTISESSION: config["multisession_reaching"]["n_sessions"]}
+    counts.update(
+        {
+            name: len(dataset["sessions"])
+            for name, dataset in config["user_datasets"].items()
+            if "sessions" in dataset
+        }
+    )
+    named = {name: [f"{name}_s{s:02d}" for s in range(n)] for name, n in counts.items()}
+    return {**named, **config["nlb_multisession"]}
+
+
+MULTISESSION = multisession_datasets()
+SESSION_OF = {
+    session: (name, index)
+    for name, sessions in MULTISESSION.items()
+    for index, session in enumerate(sessions)
+}
+# Dataset names binned from NWB (bin_nwb): any but a multisession dataset's own, whose binned file
+# <name>_<bin>ms.h5 stitch_sessions makes from its sessions' (the lookahead sees the rest of the path).
+NOT_MULTISESSION = r"(?!(?:%s)_[0-9]+ms\.h5$)[a-z0-9_]+" % "|".join(MULTISESSION)
 # Every model of the config, checked against its kind's schema, with the kind's defaults filled in.
 MODELS = {
     name: resolve_model(name, params) for name, params in config["models"].items()
@@ -111,6 +140,15 @@ STUDY_DESIGNS = {
     "sbtt_pretraining_study": (
         lambda study: [f"{study['dataset']}_bw{b}" for b in study["bandwidths"]],
         pretraining_models,
+    ),
+    "multisession_study": (
+        lambda study: [
+            f"{session}_{b}ms"
+            for d in study["datasets"]
+            for session in MULTISESSION[d]
+            for b in study["bin_sizes_ms"]
+        ],
+        lambda study: [*study["models"], *(f"{m}-S" for m in study["models"])],
     ),
     "two_photon_study": (
         lambda study: [
@@ -246,6 +284,12 @@ def all_targets():
         targets += [
             "results/tables/two_photon_study.csv",
             "results/figures/sbtt_two_photon.png",
+        ]
+    if "multisession_study" in studies_with_runs():
+        targets += [
+            "results/tables/multisession_study.csv",
+            "results/figures/multisession.png",
+            *multisession_factor_figures(),
         ]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]

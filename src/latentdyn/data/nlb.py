@@ -102,7 +102,7 @@ def make_binned_tensors(nwb_paths, spec: DatasetSpec, bin_ms: int, phase: str, t
             arrays[f"{split_name}_decode_mask"] = _decode_mask(rec, spec, split)
     if with_targets and spec.condition_fields:
         ignored = ~np.isin(np.arange(len(rec.trials)), np.concatenate([train.in_split, evaluation.in_split]))
-        arrays["psth"], arrays["train_cond_idx"], arrays["eval_cond_idx"] = _psth(
+        arrays["psth"], arrays["train_cond_idx"], arrays["eval_cond_idx"], conditions = _psth(
             rec, spec, bin_ms, n_bins, train.rows, evaluation.rows, ignored)
         log.info("made PSTHs of %d conditions", len(arrays["psth"]))
     if truth_path is not None:
@@ -119,6 +119,8 @@ def make_binned_tensors(nwb_paths, spec: DatasetSpec, bin_ms: int, phase: str, t
     }
     if behavior_names:
         attrs["behavior_names"] = behavior_names
+    if with_targets and spec.condition_fields:
+        attrs["conditions"] = conditions
     return arrays, attrs
 
 
@@ -287,7 +289,8 @@ def _trial_values(rec, field, rows):
 def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
     """`make_tensors._make_psth`: per condition, the mean over its trials (train and eval) of spikes
     smoothed at 1 ms and summed into bins, by time from the alignment; trials shorter than 0.8 of
-    the condition's mean are dropped. Returns psth and the train/eval trial indices per condition."""
+    the condition's mean are dropped. Returns psth, the train/eval trial indices per condition and each
+    condition's name ("field=value, ..."), by which sessions binned apart are matched (data/stitch.py)."""
     window = spec.psth_window
     fields = list(spec.condition_fields)
     skipped = np.zeros(len(rec.trials), dtype=bool)
@@ -295,7 +298,7 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
         skipped = _trial_values(rec, spec.outlier_field, slice(None)) == 1
     table = rec.trials[fields]
     combos = sorted(set(table[~ignored].dropna().itertuples(index=False, name=None)))
-    cond_bins, train_idx, eval_idx = [], [], []
+    cond_bins, train_idx, eval_idx, names = [], [], [], []
     for combo in combos:
         in_combo = np.all([table[f].to_numpy() == value for f, value in zip(fields, combo)], axis=0)
         rows = np.flatnonzero(in_combo & ~ignored & ~skipped)
@@ -307,6 +310,7 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
             continue
         keep = present & (bins.count >= SHORT_TRIAL_FRACTION * bins.count[present].mean())
         cond_bins.append(_subset(bins, keep))
+        names.append(", ".join(f"{f}={value}" for f, value in zip(fields, combo)))
         train_idx.append(np.flatnonzero(np.isin(train_rows, rows[keep])))
         eval_idx.append(np.flatnonzero(np.isin(eval_rows, rows[keep])))
 
@@ -334,7 +338,7 @@ def _psth(rec, spec, bin_ms, n_bins, train_rows, eval_rows, ignored):
         block = block[:length] if window.pad == "back" else block[-length:]
         position = 0 if window.pad == "back" else length - len(block)
         psth[index, position:position + len(block)] = block
-    return psth, train_idx, eval_idx
+    return psth, train_idx, eval_idx, names
 
 
 def _psth_samples(cond_bins, pad):

@@ -32,6 +32,7 @@ class DataShapes:
     n_forward: int  # forward-prediction bins after the window
     n_ext: int = 0  # external-input dimensions
     n_sessions: int = 1
+    session_units: tuple = ()  # stitched data (data/stitch.py): (held-in, held-out) units of each session
 
     @property
     def n_output(self):
@@ -93,7 +94,10 @@ def prepare(arrays, attrs, *, valid_fraction, seed, path="<data>", unobserved="s
     n_heldout = arrays["train_spikes_heldout"].shape[-1] if "train_spikes_heldout" in arrays else 0
     n_forward = arrays["train_spikes_heldin_forward"].shape[1] if "train_spikes_heldin_forward" in arrays else 0
     n_ext = arrays["train_ext_input"].shape[-1] if "train_ext_input" in arrays else 0
-    shapes = DataShapes(train_in.shape[-1], n_heldout, train_in.shape[1], n_forward, n_ext)
+    sessions = attrs.get("sessions", ())  # stitched data: its units are the sessions' side by side
+    session_units = tuple((s["n_heldin"], s["n_heldout"]) for s in sessions)
+    shapes = DataShapes(train_in.shape[-1], n_heldout, train_in.shape[1], n_forward, n_ext, max(len(sessions), 1),
+                        session_units)
     splits = {split: _split(arrays, split, shapes, path) for split in SPLITS if f"{split}_spikes_heldin" in arrays}
     if unobserved == "zero_fill":
         splits = {split: _zero_filled(values) for split, values in splits.items()}
@@ -134,7 +138,9 @@ def _split(arrays, split, shapes, path):
         if key not in arrays or np.shape(arrays[key])[:2] != (n_trials, shapes.n_recon_bins):
             raise InputError(path, key, f"external inputs must be given for every split, shaped ({n_trials}, {shapes.n_recon_bins}, {shapes.n_ext})")
         ext_input = np.asarray(arrays[key], dtype=np.float32)
-    return SplitArrays(encoder_input, target if known else None, np.arange(n_trials), truth, ext_input)
+    # stitched data: each session's own trial in the row, so per-trial masks follow a cycled trial
+    trial_index = np.asarray(arrays.get(f"{split}_session_trial", np.arange(n_trials)), dtype=np.int64)
+    return SplitArrays(encoder_input, target if known else None, trial_index, truth, ext_input)
 
 
 def _zero_filled(split):

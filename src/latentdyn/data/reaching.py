@@ -72,6 +72,7 @@ REACH_DISTANCE_MM = 100.0
 REACH_DURATION_S = 0.5
 CIS_RISE_S, CIS_FALL_S = -0.1, 0.4  # condition-independent latent's edges, relative to move onset
 CIS_RISE_WIDTH_S, CIS_FALL_WIDTH_S = 0.025, 0.05
+N_LATENTS = 4 * len(PLANE_FREQUENCIES_HZ) + 1  # two planes (x, y) per frequency, and the condition-independent latent
 
 TARGET_ON_AFTER_START_MS = (100, 200)
 DELAY_MS = (300, 700)
@@ -220,13 +221,13 @@ def _build_dynamics():
     return _Dynamics(eigenvalues, handedness, phases, radius, readout)
 
 
-def _trial_table(config, rng):
+def _trial_table(config, rng, directions):
     """Directions, timings and splits of every trial, in presentation order (times in ms)."""
     n_dir, per_dir = config.n_directions, config.trials_per_direction
-    direction = rng.permutation(np.repeat(np.arange(n_dir), per_dir))
+    direction = rng.permutation(np.repeat(directions, per_dir))
     split = np.empty(direction.size, dtype=object)
     train, val, test = config.split_fractions
-    for j in range(n_dir):
+    for j in directions:
         rows = rng.permutation(np.flatnonzero(direction == j))
         if j in config.withheld_directions:
             n_train, n_val = 0, int(round(per_dir * val / (val + test)))
@@ -294,13 +295,38 @@ def _simulate_planes(dynamics, trials_ms, prep_targets, n_ms):
     return planes
 
 
-def simulate_reaching(config):
-    """Simulate one session (see the module docstring) and return it in memory."""
+@dataclasses.dataclass(frozen=True)
+class Neurons:
+    """Each unit's log-rate baseline (log Hz) and latent weights, and whether it is held out."""
+
+    log_baseline: np.ndarray  # (units,)
+    log_weights: np.ndarray  # (units, latent dims)
+    heldout: np.ndarray  # (units,) bool
+
+
+def draw_neurons(config, rng):
+    """The neurons of a single-session dataset: random baselines and weights, `n_heldout` held out."""
+    n_neurons = config.n_neurons
+    log_baseline = np.log(rng.uniform(*LOG_BASELINE_HZ, size=n_neurons))
+    log_weights = rng.normal(0.0, LOG_RATE_WEIGHT_SD, size=(n_neurons, N_LATENTS))
+    heldout = np.zeros(n_neurons, dtype=bool)
+    heldout[rng.choice(n_neurons, size=config.n_heldout, replace=False)] = True
+    return Neurons(log_baseline, log_weights, heldout)
+
+
+def simulate_reaching(config, neurons=None, directions=None):
+    """Simulate one session (see the module docstring) and return it in memory.
+
+    `neurons` (a Neurons of `config.n_neurons` units) and `directions` (the direction indices presented,
+    each `trials_per_direction` times) default to random neurons and every direction; the multisession
+    generator (data/multisession.py) gives its own, so sessions differ in units and conditions only.
+    """
     config.check()
     trial_rng, noise_rng, neuron_rng, spike_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(4))
     dynamics = _build_dynamics()
-    trials, trials_ms, theta, n_ms = _trial_table(config, trial_rng)
+    directions = np.arange(config.n_directions) if directions is None else np.asarray(directions)
+    trials, trials_ms, theta, n_ms = _trial_table(config, trial_rng, directions)
 
     # per-trial preparatory noise, kept output-null so the hand stays still during the delay
     rotational_readout = dynamics.velocity_readout[:, :-1]
@@ -324,15 +350,12 @@ def simulate_reaching(config):
     segment_start = np.where(trial_of_time >= 0, trials_ms["start"][np.maximum(trial_of_time, 0)], 0)
     hand_pos = displacement - displacement[segment_start]
 
-    n_neurons = config.n_neurons
-    log_baseline = np.log(neuron_rng.uniform(*LOG_BASELINE_HZ, size=n_neurons))
-    log_weights = neuron_rng.normal(0.0, LOG_RATE_WEIGHT_SD, size=(n_neurons, dynamics.n_latents))
-    heldout = np.zeros(n_neurons, dtype=bool)
-    heldout[neuron_rng.choice(n_neurons, size=config.n_heldout, replace=False)] = True
+    neurons = draw_neurons(config, neuron_rng) if neurons is None else neurons
+    log_baseline, log_weights, heldout = neurons.log_baseline, neurons.log_weights, neurons.heldout
     rates = latents.astype(np.float32) @ log_weights.T.astype(np.float32)  # float32: halves the memory
     rates += log_baseline.astype(np.float32)
     np.exp(rates, out=rates)
-    spike_times = [_poisson_spike_times(rates[:, unit], spike_rng) for unit in range(n_neurons)]
+    spike_times = [_poisson_spike_times(rates[:, unit], spike_rng) for unit in range(len(heldout))]
 
     latent_names = [f"plane{k}_{axis}" for k in range(len(dynamics.eigenvalues)) for axis in "xy"]
     generator_attrs = {

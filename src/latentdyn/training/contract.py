@@ -34,12 +34,13 @@ class Batch:
     `encoder_input` is what the model reads (held-in units over the window); `target` is what it
     reconstructs (held-in then held-out units, over the window then the forward bins), so the two
     differ in units and bins. `trial_index` is each trial's row in its split: per-trial masks (sample
-    validation) are seeded with it, never with batch position.
+    validation) are seeded with it, never with batch position. On stitched multisession data
+    (data/stitch.py: a row holds one trial of every session) it is rows × sessions, each session's own trial.
     """
 
     encoder_input: torch.Tensor  # trials × input bins × input units
     target: torch.Tensor  # trials × reconstructed bins × reconstructed units
-    trial_index: torch.Tensor  # trials (int64)
+    trial_index: torch.Tensor  # trials (int64); trials × sessions on stitched data
     ext_input: torch.Tensor | None = None  # trials × reconstructed bins × external inputs
     session: torch.Tensor | None = None  # trials (int64)
     truth: dict = field(default_factory=dict)  # name -> tensor, where the data has ground truth

@@ -91,6 +91,7 @@ class LFADSOutput:
 
 class LFADS(nn.Module):
     graph_safe = True
+    FUSED_MEAN = True  # `_mean_over_entries` is the plain masked mean that the fused Poisson NLL computes
 
     def __init__(
         self, ic_encoder, ci_encoder, decoder, readout, distribution, ic_prior, co_prior, weights, augmentation, dropout_rate
@@ -141,9 +142,7 @@ class LFADS(nn.Module):
         target = torch.where(observed, batch.target, 1.0)  # a finite stand-in; not counted
         counted, held = observed, None
         if aug.sv_rate > 0:
-            held_inputs = augmentations.sample_validation_mask(
-                batch.trial_index, inputs.shape[1:], aug.sv_rate, aug.sv_seed, aug.ic_enc_seq_len
-            )
+            held_inputs = self._sample_validation_mask(batch.trial_index, inputs.shape[1:])
             inputs = augmentations.remove_held_out(inputs, held_inputs, aug.sv_rate)
             held = augmentations.pad_to(held_inputs, target.shape, False) & observed
             counted = observed & ~held
@@ -151,13 +150,14 @@ class LFADS(nn.Module):
             inputs, dropped = augmentations.coordinated_dropout(inputs, aug.cd_rate, aug.ic_enc_seq_len)
         output = self(inputs, batch.ext_input, sample=True)
         trained = augmentations.cd_gradient_mask(dropped, target.shape, aug.ic_enc_seq_len) if coordinated_dropout else None
-        if held is None and not self.decoder.eager and hasattr(self.distribution, "masked_mean_nll"):
+        fusable = self.FUSED_MEAN and not self.decoder.eager and hasattr(self.distribution, "masked_mean_nll")
+        if held is None and fusable:
             recon = self.distribution.masked_mean_nll(output.params, target, counted, trained)  # the same, fused
         else:
             nll = self.distribution.nll(output.params, target)
             if trained is not None:
                 nll = augmentations.gradient_only_where(nll, trained)
-            recon = augmentations.masked_mean(nll, counted)
+            recon = self._mean_over_entries(nll, counted)
         terms = {
             "recon": recon,
             "kl_ic": self.ic_prior.kl(output.ic_mean, output.ic_std),
@@ -171,8 +171,21 @@ class LFADS(nn.Module):
         kl = w.kl_ic_scale * terms["kl_ic"] + w.kl_co_scale * terms["kl_co"]
         loss = w.loss_scale * (terms["recon"] + terms["l2_ramp"] * terms["l2"] + terms["kl_ramp"] * kl)
         if held is not None:
-            terms["sv_nll"] = augmentations.masked_mean(nll.detach(), held)
+            terms["sv_nll"] = self._mean_over_entries(nll.detach(), held)
         return StepResult(loss, terms)
+
+    def latents_by_trial(self, value):
+        """A latent of the encoded trials (trials first) as the output's trials have it: itself here."""
+        return value
+
+    def _sample_validation_mask(self, trial_index, shape):
+        """Input entries (bins × units per trial) held out for sample validation, fixed per trial."""
+        aug = self.augmentation
+        return augmentations.sample_validation_mask(trial_index, shape, aug.sv_rate, aug.sv_seed, aug.ic_enc_seq_len)
+
+    def _mean_over_entries(self, values, included):
+        """The reconstruction's mean over the `included` entries (a multisession model averages per session)."""
+        return augmentations.masked_mean(values, included)
 
     def l2_penalty(self):
         """Σ scale · ½‖U‖² over the generator's and controller's recurrent weights, divided by the number of
@@ -199,6 +212,12 @@ class LFADS(nn.Module):
 
 
 def build(params, shapes):
+    return LFADS(**parts(params, shapes, shapes.n_input))
+
+
+def parts(params, shapes, n_input):
+    """LFADS's constructor arguments for data of `shapes` whose encoders read `n_input` channels (the
+    held-in units, or a multisession model's read-in)."""
     n_recon_bins, clip, eager = shapes.n_recon_bins, params["cell_clip"], params["eager_recurrence"]
     if params["ic_enc_seq_len"] >= shapes.n_bins:
         raise ConfigError(
@@ -207,7 +226,7 @@ def build(params, shapes):
         )
     co_dim, dropout_rate = params["co_dim"], params["dropout_rate"]
     ic_encoder = InitialConditionEncoder(
-        shapes.n_input,
+        n_input,
         params["ic_enc_dim"],
         params["ic_dim"],
         clip,
@@ -219,7 +238,7 @@ def build(params, shapes):
     ci_encoder = co_prior = None
     if co_dim:
         ci_encoder = ControllerInputEncoder(
-            shapes.n_input, params["ci_enc_dim"], clip, params["ci_lag"], params["ic_enc_seq_len"], n_recon_bins, eager
+            n_input, params["ci_enc_dim"], clip, params["ci_lag"], params["ic_enc_seq_len"], n_recon_bins, eager
         )
         co_prior = AutoregressivePrior(co_dim, params["co_prior_tau"], params["co_prior_nvar"])
     generator_inputs = shapes.n_ext + co_dim
@@ -244,19 +263,18 @@ def build(params, shapes):
         eager=eager,
     )
     distribution = make_distribution(params["reconstruction"], shapes.n_output, params["zig_location"])
-    model = LFADS(
-        ic_encoder,
-        ci_encoder,
-        decoder,
-        Readout(params["fac_dim"], shapes.n_output, distribution.n_params),
-        distribution,
-        NormalPrior(params["ic_dim"], params["ic_prior_var"]),
-        co_prior,
-        LossWeights.from_params(params),
-        Augmentation(params["cd_rate"], params["sv_rate"], params["sv_seed"], params["ic_enc_seq_len"]),
-        dropout_rate,
+    return dict(
+        ic_encoder=ic_encoder,
+        ci_encoder=ci_encoder,
+        decoder=decoder,
+        readout=Readout(params["fac_dim"], shapes.n_output, distribution.n_params),
+        distribution=distribution,
+        ic_prior=NormalPrior(params["ic_dim"], params["ic_prior_var"]),
+        co_prior=co_prior,
+        weights=LossWeights.from_params(params),
+        augmentation=Augmentation(params["cd_rate"], params["sv_rate"], params["sv_seed"], params["ic_enc_seq_len"]),
+        dropout_rate=dropout_rate,
     )
-    return model
 
 
 def predict(model, prepared, params, device):
@@ -296,12 +314,13 @@ def _posterior_average(model, encoder_input, ext_input, n_samples, n_bins):
     def average(value):
         return value.unflatten(0, (-1, repeats)).mean(1)
 
-    return {
-        # Gaussian means may be negative; the output format's rates are not.
-        "rates": average(model.distribution.mean(output.params).clamp_min(0.0)),
+    latents = {
         "factors": average(decoded.factors)[:, :n_bins],
         STATE_LATENT: average(decoded.gen_states)[:, :n_bins],
         "inferred_inputs": average(decoded.co_mean)[:, :n_bins],
         "ic_mean": ic_mean,
         "ic_std": ic_std,
     }
+    # Gaussian means may be negative; the output format's rates are not.
+    rates = average(model.distribution.mean(output.params).clamp_min(0.0))
+    return {"rates": rates, **{name: model.latents_by_trial(value) for name, value in latents.items()}}
