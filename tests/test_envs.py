@@ -25,8 +25,9 @@ PINNED = re.compile(r"[\w.-]+ =[0-9][\w.]*")
 
 def rule_blocks():
     for path in RULE_FILES:
-        for block in re.split(r"(?=^rule )", path.read_text(), flags=re.M)[1:]:
-            yield re.match(r"rule (\w+):", block).group(1), block
+        # a rule may sit in an `if` block (train.smk's stack rule): indented
+        for block in re.split(r"(?=^ *rule \w+:)", path.read_text(), flags=re.M)[1:]:
+            yield re.match(r" *rule (\w+):", block).group(1), block
 
 
 def module_path(name):
