@@ -221,3 +221,29 @@ def test_workflow_runs_from_a_clone_in_a_directory_with_a_space(tmp_path):
     assert jobs["simulate_reaching"] == jobs["bin_nwb"] == jobs["train"] == jobs["evaluate"] == 1
     assert "co-bps" in json.loads((workdir / target).read_text())
 
+
+
+def plan_commands(tmp_path, targets, *configfiles):
+    """What `snakemake -n -p` prints for `targets` with the tiny config (and `configfiles` over it)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "-d", str(tmp_path), *targets,
+         "--configfile", str(TINY_CONFIG), *configfiles],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_only_a_kind_driving_ray_trains_under_the_cluster_launcher(tmp_path):
+    """AutoLFADS (capability ray_cluster) trains under scripts/ray_slurm.sh with its resources.cpus as
+    threads; other kinds train as before, and may not ask for several nodes."""
+    auto, gru = "results/runs/reaching_20ms/autolfads_tiny/seed0/model.pt", "results/runs/lorenz/gru-L3/seed0/model.pt"
+    returncode, out = plan_commands(tmp_path, [auto, gru])
+    assert returncode == 0, out[-3000:]
+    trains = [line for line in out.splitlines() if "run_model.py train" in line]
+    launched = [line for line in trains if re.search(r"^Shell command: bash \S*/scripts/ray_slurm\.sh python ", line)]
+    assert len(trains) == 2 and len(launched) == 1 and "autolfads_tiny" in launched[0], trains
+    assert "--threads 2 " in launched[0]
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text("models: {gru: {resources: {nodes: 2}}}")
+    returncode, out = plan_commands(tmp_path, [gru], str(nodes))
+    assert returncode != 0 and "config: models.gru.resources.nodes: 2 nodes" in out, out[-3000:]

@@ -70,10 +70,24 @@ def json_arg(value):
     return shlex.quote(json.dumps(value))
 
 
+# Resources a kind.yaml may leave out, and their values then; `cpus` falls back on the config's threads.
+OPTIONAL_RESOURCES = {"nodes": 1}
+
+
 def train_resource(name, dataset, key):
-    """A training job's cluster resource: the model's config, else its kind's default."""
+    """A training job's cluster resource: the model's config, else its kind's default. Several nodes
+    serve only a kind that spreads over them (capability ray_cluster); any other would leave them idle.
+    """
     params = model_params(name, dataset)
-    return params.get("resources", {}).get(key, get_kind(params["kind"]).resources[key])
+    kind = get_kind(params["kind"])
+    defaults = {**OPTIONAL_RESOURCES, "cpus": config["threads"], **kind.resources}
+    value = params.get("resources", {}).get(key, defaults[key])
+    if key == "nodes" and value > 1 and "ray_cluster" not in kind.capabilities:
+        raise ValueError(
+            f"config: models.{MODEL_NAME.match(name)['base']}.resources.nodes: {value} nodes,"
+            f" but a {kind.name} job runs on one"
+        )
+    return value
 
 
 def run_dir(dataset, model, seed):

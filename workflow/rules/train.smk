@@ -4,6 +4,9 @@
 # model.pt (the fitted model) is declared, so --forcerun and --delete-all-output remove it; the
 # resumable state of a killed training job (training/) is not, so a rerun of the same run resumes from it.
 # A model named <model>-P<n> starts from the weights of <model> pretrained on n fully observed trials.
+# A kind that drives Ray (AutoLFADS) trains under scripts/ray_slurm.sh: under Slurm its one job starts a
+# Ray cluster across its allocation (resources: cpus, gpu, nodes) for the driver; on one machine the
+# driver starts a local Ray with the job's threads.
 
 
 include: "train_helpers.smk"
@@ -19,15 +22,19 @@ rule train:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../envs/train.yaml"
-    threads: config["threads"]
+    threads: train_threads
     resources:
         **RUN_RESOURCES,
+        nodes=lambda wildcards: train_resource(
+            wildcards.model, wildcards.dataset, "nodes"
+        ),
     params:
+        launcher=cluster_launcher,
         script=f"{SCRIPTS}/run_model.py",
         # prediction-only settings (posterior samples) are left out: changing them reruns `predict` alone
         arguments=lambda wildcards: run_arguments(wildcards, "train"),
     shell:
-        "python {params.script:q} train {params.arguments} --threads {threads}"
+        "{params.launcher}python {params.script:q} train {params.arguments} --threads {threads}"
         " --out {output.model:q} > {log:q} 2>&1"
 
 
