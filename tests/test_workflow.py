@@ -92,7 +92,7 @@ def test_latent_size_zero_in_a_target_stops_before_any_job(tmp_path):
     ("override", "rules"),
     [
         ({"attractor_study": None}, {"simulate_reaching", "bin_nwb", "train", "predict", "evaluate",
-                                     "collect_metrics", "render_table", "figure_nlb_metrics"}),
+                                     "collect_metrics", "render_table", "figure_nlb_metrics", "nlb_submission"}),
         ({"attractor_study": {"systems": []}, "nlb_study": {"models": []}}, set()),
         ({"attractor_study": {"models": []}, "nlb_study": None}, set()),
     ],
@@ -199,8 +199,8 @@ def test_readme_own_data_example_runs_only_the_user_dataset(tiny_run, tmp_path):
     my_data.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
     jobs = run_workflow(workdir, [my_data])
-    assert jobs == {"bin_nwb": 1, "train": 1, "predict": 1, "evaluate": 1, "collect_metrics": 1, "render_table": 1,
-                    "figure_nlb_metrics": 1, "all": 1}
+    assert jobs == {"bin_nwb": 1, "train": 1, "predict": 1, "evaluate": 1, "collect_metrics": 1, "render_table": 2,
+                    "figure_nlb_metrics": 1, "nlb_submission": 1, "all": 1}
     run_workflow(workdir, [my_data], executor="local")
     table = pd.read_csv(workdir / "results" / "tables" / "nlb_study.csv")
     assert list(table["dataset"]) == [f"{dataset}_20ms"] and table["co-bps"].notna().all()

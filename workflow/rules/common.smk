@@ -241,7 +241,12 @@ def all_targets():
                 f"results/figures/fig3b_fixed_point_eigenvalues_{system}.png",
             ]
     if "nlb_study" in studies_with_runs():
-        targets += ["results/tables/nlb_study.csv", "results/figures/nlb_metrics.png"]
+        targets += [
+            "results/tables/nlb_study.csv",
+            "results/figures/nlb_metrics.png",
+            "results/nlb/submission.h5",
+            "results/tables/nlb_submission.csv",
+        ]
         targets += nlb_run_figures()
     if "sbtt_study" in studies_with_runs():
         targets.append("results/tables/sbtt_study.csv")
