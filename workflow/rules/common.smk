@@ -116,6 +116,11 @@ def pretraining_models(study):
     return [study["model"], *(f"{study['model']}-P{n}" for n in study["full_trials"])]
 
 
+def trial_count_datasets(study):
+    """<dataset>_full<n>: n training trials of each dataset (keep_full_trials), for every trial count."""
+    return [f"{d}_full{n}" for d in study["datasets"] for n in study["trial_counts"]]
+
+
 # Each study's runs are every dataset x model x seed: its datasets and its models, from its config section.
 STUDY_DESIGNS = {
     "attractor_study": (itemgetter("systems"), attractor_model_names),
@@ -132,6 +137,8 @@ STUDY_DESIGNS = {
         ],
         itemgetter("models"),
     ),
+    "small_data_study": (trial_count_datasets, itemgetter("models")),
+    "cd_study": (trial_count_datasets, itemgetter("models")),
 }
 
 
@@ -266,6 +273,13 @@ def all_targets():
             "results/tables/two_photon_study.csv",
             "results/figures/sbtt_two_photon.png",
         ]
+    if "small_data_study" in studies_with_runs():
+        targets += [
+            "results/tables/small_data_study.csv",
+            "results/figures/small_data.png",
+        ]
+    if "cd_study" in studies_with_runs():
+        targets += ["results/tables/cd_study.csv", "results/figures/cd_validation.png"]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]
     # every table also as a page the report shows inline (render_table)
