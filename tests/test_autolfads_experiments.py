@@ -49,7 +49,11 @@ def test_the_figures_draw_metrics_against_trials_and_histories_against_the_truth
     assert [line.get_xdata().tolist() for line in figure.axes[0].get_lines()[:2]] == [[36, 144]] * 2
     history = pd.DataFrame({"epoch": [1, 2, 3], **{column: [1.0, 0.5, 0.2] for column in TRAINING_CURVES}})
     histories = {("chaotic_rnn_full40", "lfads_cd", 0): history, ("chaotic_rnn_full40", "lfads_nocd", 0): history}
-    figure = plot_training_curves_vs_truth(histories, {"lfads_cd": "tab:red", "lfads_nocd": "tab:grey"})
-    assert len(figure.axes) == len(TRAINING_CURVES) and all(len(ax.get_lines()) == 2 for ax in figure.axes)
+    histories.update({("chaotic_rnn_full160", model, 0): history for model in ("lfads_cd", "lfads_nocd")})
+    figure = plot_training_curves_vs_truth(histories, {"lfads_cd": "tab:red", "lfads_nocd": "tab:red"})
+    assert len(figure.axes) == 2 * len(TRAINING_CURVES) and all(len(ax.get_lines()) == 2 for ax in figure.axes)
+    assert [ax.get_title() for ax in figure.axes[::3]] == [f"chaotic_rnn_full{n}\nvalidation NLL (ordinary)" for n in (40, 160)]
+    colours = {line.get_color() for line in figure.axes[0].get_lines()}
+    assert len(colours) == 2  # two variants of one kind told apart
     with pytest.raises(ValueError, match="<dataset>_full<n>"):
         plot_metrics_vs_trials(table.assign(dataset="reaching_20ms"), colours)

@@ -4,7 +4,7 @@ NLL and rate R² against the truth over training, with and without coordinated d
 
 import re
 
-from latentdyn.plots.common import draw_seeds_and_mean, legend_below, panel_grid, seeds_note
+from latentdyn.plots.common import draw_seeds_and_mean, legend_below, panel_grid, plt, seeds_note
 
 TRIAL_COUNT = re.compile(r"^(?P<source>.+)_full(?P<trials>[0-9]+)$")  # <dataset>_full<n>: n training trials
 SMALL_DATA_METRICS = {"co-bps": "co-bps", "rate_r2": "rate R² (vs truth)", "vel R2": "vel R²"}
@@ -16,6 +16,16 @@ TRAINING_CURVES = {
 }
 
 
+def distinct_colours(models, colours):
+    """`colours` (model -> its kind's colour) where they tell `models` apart; else the colour cycle
+    (two LFADS variants share the kind's colour)."""
+    chosen = [colours[model] for model in models]
+    if len(set(chosen)) == len(chosen):
+        return dict(zip(models, chosen))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {model: cycle[i % len(cycle)] for i, model in enumerate(models)}
+
+
 def plot_metrics_vs_trials(table, colours):
     """One panel per source dataset and metric present (SMALL_DATA_METRICS): the metric (each seed and the
     mean) against the training trials kept, one line per model (`colours`: model -> colour)."""
@@ -25,12 +35,13 @@ def plot_metrics_vs_trials(table, colours):
     sources = list(dict.fromkeys(table["source"].dropna()))
     if not metrics or not sources:
         raise ValueError(f"the table has no <dataset>_full<n> rows with any of {list(SMALL_DATA_METRICS)}")
+    colours = distinct_colours(list(dict.fromkeys(table["model"])), colours)
     fig, axes = panel_grid(len(sources) * len(metrics), 4.2, 3.4)
     panels = iter(axes)
     n = 1
     for source in sources:
         rows = table[table["source"] == source]
-        for ax, metric in zip(panels, metrics):
+        for metric, ax in zip(metrics, panels):
             n = max(n, draw_seeds_and_mean(ax, rows, "trials", metric, "model", colours))
             ax.set(xscale="log", xlabel="training trials", ylabel=SMALL_DATA_METRICS[metric], title=source)
             ax.set_xticks(sorted(rows["trials"].unique()), labels=[f"{t:.0f}" for t in sorted(rows["trials"].unique())])
@@ -51,10 +62,11 @@ def plot_training_curves_vs_truth(histories, colours):
     datasets = list(dict.fromkeys(dataset for dataset, _, _ in histories))
     if not columns or not datasets:
         raise ValueError(f"no history has any of {list(TRAINING_CURVES)}")
+    colours = distinct_colours(list(dict.fromkeys(model for _, model, _ in histories)), colours)
     fig, axes = panel_grid(len(datasets) * len(columns), 4.2, 3.2)
     panels = iter(axes)
     for dataset in datasets:
-        for ax, column in zip(panels, columns):
+        for column, ax in zip(columns, panels):
             for (run_dataset, model, _), history in histories.items():
                 if run_dataset == dataset and column in history.columns:
                     ax.plot(history["epoch"], history[column], color=colours[model], lw=1, alpha=0.8, label=model)
