@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import ray
 import torch
+
+import latentdyn
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining
 
@@ -301,16 +303,27 @@ def _run_config(params, run_dir):
     )
 
 
+def worker_runtime_env():
+    """Ray's runtime env for the workers: the driver's latentdyn source first on their PYTHONPATH. Ray
+    starts workers with its own sys.path, which finds the package installed in the environment, and an
+    editable install may point at another checkout than the one whose script runs the driver
+    (scripts/_bootstrap.py puts the checkout first for the driver alone); workers must train the same
+    code the driver plans with."""
+    source = str(Path(latentdyn.__file__).resolve().parents[1])
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}}
+
+
 def _start_ray(device):
     """Start Ray inside the job (its CPUs, its GPUs), or join the cluster at RAY_ADDRESS; whether it was
     started (and is to be shut down) here."""
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=worker_runtime_env())
     else:
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-        ray.init(address="local", num_cpus=torch.get_num_threads(), num_gpus=gpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=torch.get_num_threads(), num_gpus=gpus, include_dashboard=False,
+                 runtime_env=worker_runtime_env())
     return True
 
 
