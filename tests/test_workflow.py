@@ -41,10 +41,15 @@ def test_paper_config_plans_every_combination(tmp_path):
     pretraining = config["sbtt_pretraining_study"]
     pretrained = len(pretraining["full_trials"]) * len(pretraining["seeds"])  # one model per size of full data
     adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
+    trial_count_runs = {name: len(s["datasets"]) * len(s["trial_counts"]) * len(s["models"]) * len(s["seeds"])
+                        for name, s in ((n, config[n]) for n in ("small_data_study", "cd_study"))}
+    subsets = sum(len(config[n]["datasets"]) * len(config[n]["trial_counts"]) for n in trial_count_runs)
     scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
+    scored += sum(trial_count_runs.values())
     jobs = run_workflow(tmp_path)
     assert jobs["evaluate"] == jobs["predict"] == scored and jobs["train"] == scored + pretrained
-    assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
+    assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) + subsets and jobs["figure_sbtt_pretraining"] == 1
+    assert jobs["figure_small_data"] == jobs["figure_cd_validation"] == jobs["nlb_submission"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
     assert jobs["figure_sbtt_bandwidth"] == 2 and jobs["figure_sbtt_two_photon"] == 1
@@ -53,7 +58,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["bin_nwb"] == len(nlb["datasets"]) * len(nlb["bin_sizes_ms"])
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])
     assert jobs["fixed_points"] == len(study["systems"]) * per_system
-    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 6
+    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 8
 
 
 @pytest.mark.parametrize(
