@@ -25,7 +25,9 @@ How it maps onto Ray (2.60; README §9):
 - Resources: Ray starts inside the job with the job's CPUs (torch's thread count, which run_model.py sets
   from the rule's threads) and its GPUs; a worker takes `cpus_per_worker` CPUs and, on a GPU,
   `gpus_per_worker` of one (0.5 as published). With RAY_ADDRESS set (scripts/ray_slurm.sh on a cluster)
-  it joins that cluster instead. `reuse_actors` keeps worker processes between generations.
+  it joins that cluster instead. `reuse_actors` keeps worker processes between generations; but after
+  the first generation Ray Tune 2.60's controller resumes the paused workers of a synchronous generation
+  one after another, which dominates the per-generation overhead (benchmarks/README.md, pbt_overhead.py).
 """
 
 import csv
