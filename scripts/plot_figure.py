@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, latency, multisession, nlb, run_figures, sbtt
+from latentdyn.plots import attractors, autolfads, latency, multisession, nlb, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -165,6 +165,17 @@ def _population_search(args):
     return run_figures.plot_population_search(population, _run_title(attrs, args.output))
 
 
+def _cd_validation(args):
+    """Experiment 1's curves: the history.csv beside each run's output.h5, keyed by its dataset, model, seed."""
+    histories = {}
+    for output in args.outputs:
+        attrs = _output_attrs(output)
+        path = Path(output).parent / "history.csv"
+        with reading(path, "training history (history.csv beside output.h5)"):
+            histories[(attrs["dataset"], attrs["model"], int(attrs["seed"]))] = pd.read_csv(path)
+    return autolfads.plot_training_curves_vs_truth(histories, args.colours)
+
+
 # run figures drawn from files beside output.h5 (history.csv, population.csv), not from the binned dataset
 BESIDE_OUTPUT = ("training-curves", "population-search")
 RUN_FIGURES = {
@@ -209,6 +220,12 @@ def main():
     shared.add_argument("--sessions", nargs="+", required=True, help="each session's binned dataset, in order")
     shared.add_argument("--outputs", nargs="+", required=True, help="each session's part of the stitched run")
     shared.add_argument("--title", required=True)
+    trials = sub.add_parser("metrics-vs-trials")
+    trials.add_argument("--table", required=True, help="a study table of <dataset>_full<n> runs")
+    trials.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
+    curves = sub.add_parser("cd-validation")
+    curves.add_argument("--outputs", nargs="+", required=True, help="run output.h5 files (history.csv beside each)")
+    curves.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
     timing = sub.add_parser("latency")
     timing.add_argument("--table", required=True, help="results/tables/latency.csv")
     timing.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
@@ -242,6 +259,10 @@ def main():
     elif args.figure == "multisession-factors":
         fig = multisession.plot_shared_factors(
             [_factors_by_condition(data, output) for data, output in zip(args.sessions, args.outputs)], args.title)
+    elif args.figure == "metrics-vs-trials":
+        fig = autolfads.plot_metrics_vs_trials(pd.read_csv(args.table), args.colours)
+    elif args.figure == "cd-validation":
+        fig = _cd_validation(args)
     elif args.figure == "latency":
         fig = latency.plot_latency(pd.read_csv(args.table), args.colours, *args.goal_kinds)
     elif args.figure in RUN_FIGURES:

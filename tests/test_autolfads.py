@@ -6,6 +6,7 @@ Tuner.restore with the stopper's state intact."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import torch
 import yaml
 from random_counts import poisson_counts
 
+import latentdyn
 from latentdyn.data.format import validate_model_output
 from latentdyn.errors import ConfigError
 from latentdyn.models.autolfads.tune import EXPERIMENT, POPULATION_HISTORY, first_exploit_epoch
@@ -168,3 +170,33 @@ def test_presets_search_on_the_architecture_of_the_lfads_preset_of_each_dataset(
         twin = lfads[name.replace("autolfads_", "lfads_", 1)]
         architecture = {k: v for k, v in twin.items() if k not in searched and k != "kind"}
         assert resolve_model(name, params) == resolve_model(name, {"kind": "autolfads", **architecture}), name
+
+
+WORKER_SOURCE = """
+import sys
+sys.path.insert(0, {source!r})  # as scripts/_bootstrap.py puts its checkout first
+import latentdyn, ray, torch
+from latentdyn.models.autolfads.tune import _start_ray
+
+@ray.remote
+def source():
+    import latentdyn
+    return latentdyn.__file__
+
+_start_ray(torch.device("cpu"))
+print("driver", latentdyn.__file__)
+print("worker", ray.get(source.remote()))
+"""
+
+
+def test_ray_workers_import_the_drivers_latentdyn(tmp_path):
+    """Workers run the checkout the driver runs, not the package installed in the environment (whose
+    editable install may be another checkout): here a copy of the source that nothing else points at."""
+    copy = tmp_path / "checkout" / "src"
+    shutil.copytree(Path(latentdyn.__file__).parents[1], copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    process = subprocess.run([sys.executable, "-c", WORKER_SOURCE.format(source=str(copy))], capture_output=True,
+                             text=True, env=env, timeout=120, cwd=tmp_path)
+    lines = dict(line.split(" ", 1) for line in process.stdout.splitlines() if line.startswith(("driver ", "worker ")))
+    assert lines.get("driver", "").startswith(str(copy)), process.stdout + process.stderr[-3000:]
+    assert lines.get("worker") == lines["driver"], process.stdout + process.stderr[-3000:]

@@ -41,6 +41,9 @@ def test_paper_config_plans_every_combination(tmp_path):
     pretraining = config["sbtt_pretraining_study"]
     pretrained = len(pretraining["full_trials"]) * len(pretraining["seeds"])  # one model per size of full data
     adapted = len(pretraining["bandwidths"]) * pretrained  # <model>-P<n>; from scratch is the sbtt study's run
+    trial_count_runs = {name: len(s["datasets"]) * len(s["trial_counts"]) * len(s["models"]) * len(s["seeds"])
+                        for name, s in ((n, config[n]) for n in ("small_data_study", "cd_study"))}
+    subsets = sum(len(config[n]["datasets"]) * len(config[n]["trial_counts"]) for n in trial_count_runs)
     scored = attractor_runs + nlb_runs + sbtt_runs + two_photon_runs + synthetic_runs + adapted
     multisession = config["multisession_study"]
     sessions = {"reaching_ms": [f"reaching_ms_s{s:02d}" for s in range(config["multisession_reaching"]["n_sessions"])],
@@ -48,6 +51,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     per_setting = len(multisession["models"]) * len(multisession["seeds"]) * len(multisession["bin_sizes_ms"])
     alone = sum(len(sessions[d]) for d in multisession["datasets"]) * per_setting  # and as many <model>-S parts
     stitched = len(multisession["datasets"]) * per_setting
+    scored += sum(trial_count_runs.values())
     jobs = run_workflow(tmp_path)
     # the attractor runs of one generator and latent size train as one stack (every system and seed)
     assert jobs["train_stack"] == len(study["models"]) * len(study["latent_sizes"])
@@ -55,7 +59,8 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["train"] == scored + alone + stitched + pretrained - attractor_runs
     assert jobs["evaluate"] == scored + 2 * alone and jobs["unstitch"] == alone
     assert jobs["stitch_sessions"] == jobs["multisession_decoding"] == stitched and jobs["simulate_multisession"] == 1
-    assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) and jobs["figure_sbtt_pretraining"] == 1
+    assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) + subsets and jobs["figure_sbtt_pretraining"] == 1
+    assert jobs["figure_small_data"] == jobs["figure_cd_validation"] == jobs["nlb_submission"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1
     assert jobs["mask_bandwidth"] == masks and jobs["simulate_sbtt_lorenz"] == jobs["simulate_two_photon"] == 1
     assert jobs["figure_sbtt_bandwidth"] == 2 and jobs["figure_sbtt_two_photon"] == 1
@@ -66,7 +71,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["bin_nwb"] == len(binned)  # MC_Maze L/M/S sessions are the NLB study's binned files
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])
     assert jobs["fixed_points"] == len(study["systems"]) * per_system
-    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 7
+    assert jobs["figure_metric_vs_latent"] == 3 and jobs["collect_metrics"] == 9
 
 
 @pytest.mark.parametrize(
@@ -105,7 +110,7 @@ def test_latent_size_zero_in_a_target_stops_before_any_job(tmp_path):
     ("override", "rules"),
     [
         ({"attractor_study": None}, {"simulate_reaching", "bin_nwb", "train", "predict", "evaluate",
-                                     "collect_metrics", "render_table", "figure_nlb_metrics"}),
+                                     "collect_metrics", "render_table", "figure_nlb_metrics", "nlb_submission"}),
         ({"attractor_study": {"systems": []}, "nlb_study": {"models": []}}, set()),
         ({"attractor_study": {"models": []}, "nlb_study": None}, set()),
     ],
@@ -230,8 +235,8 @@ def test_readme_own_data_example_runs_only_the_user_dataset(tiny_run, tmp_path):
     my_data.write_text(yaml.safe_dump(config))
     workdir = tmp_path / "work"
     jobs = run_workflow(workdir, [my_data])
-    assert jobs == {"bin_nwb": 1, "train": 1, "predict": 1, "evaluate": 1, "collect_metrics": 1, "render_table": 1,
-                    "figure_nlb_metrics": 1, "all": 1}
+    assert jobs == {"bin_nwb": 1, "train": 1, "predict": 1, "evaluate": 1, "collect_metrics": 1, "render_table": 2,
+                    "figure_nlb_metrics": 1, "nlb_submission": 1, "all": 1}
     run_workflow(workdir, [my_data], executor="local")
     table = pd.read_csv(workdir / "results" / "tables" / "nlb_study.csv")
     assert list(table["dataset"]) == [f"{dataset}_20ms"] and table["co-bps"].notna().all()
@@ -252,3 +257,29 @@ def test_workflow_runs_from_a_clone_in_a_directory_with_a_space(tmp_path):
     assert jobs["simulate_reaching"] == jobs["bin_nwb"] == jobs["train"] == jobs["evaluate"] == 1
     assert "co-bps" in json.loads((workdir / target).read_text())
 
+
+
+def plan_commands(tmp_path, targets, *configfiles):
+    """What `snakemake -n -p` prints for `targets` with the tiny config (and `configfiles` over it)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "2", "-d", str(tmp_path), *targets,
+         "--configfile", str(TINY_CONFIG), *configfiles],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_only_a_kind_driving_ray_trains_under_the_cluster_launcher(tmp_path):
+    """AutoLFADS (capability ray_cluster) trains under scripts/ray_slurm.sh with its resources.cpus as
+    threads; other kinds train as before, and may not ask for several nodes."""
+    auto, gru = "results/runs/reaching_20ms/autolfads_tiny/seed0/model.pt", "results/runs/lorenz/gru-L3/seed0/model.pt"
+    returncode, out = plan_commands(tmp_path, [auto, gru])
+    assert returncode == 0, out[-3000:]
+    trains = [line for line in out.splitlines() if "run_model.py train" in line]
+    launched = [line for line in trains if re.search(r"^Shell command: bash \S*/scripts/ray_slurm\.sh python ", line)]
+    assert len(trains) == 2 and len(launched) == 1 and "autolfads_tiny" in launched[0], trains
+    assert "--threads 2 " in launched[0]
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text("models: {gru: {resources: {nodes: 2}}}")
+    returncode, out = plan_commands(tmp_path, [gru], str(nodes))
+    assert returncode != 0 and "config: models.gru.resources.nodes: 2 nodes" in out, out[-3000:]

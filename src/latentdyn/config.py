@@ -10,7 +10,7 @@ from latentdyn.models.kinds import get_kind, kind_names, require_capability, res
 
 STUDIES = (
     "attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study",
-    "latency_study", "multisession_study",
+    "latency_study", "multisession_study", "small_data_study", "cd_study",
 )
 
 

@@ -99,10 +99,24 @@ def json_arg(value):
     return shlex.quote(json.dumps(value))
 
 
+# Resources a kind.yaml may leave out, and their values then; `cpus` falls back on the config's threads.
+OPTIONAL_RESOURCES = {"nodes": 1}
+
+
 def train_resource(name, dataset, key):
-    """A training job's cluster resource: the model's config, else its kind's default."""
+    """A training job's cluster resource: the model's config, else its kind's default. Several nodes
+    serve only a kind that spreads over them (capability ray_cluster); any other would leave them idle.
+    """
     params = model_params(name, dataset)
-    return params.get("resources", {}).get(key, get_kind(params["kind"]).resources[key])
+    kind = get_kind(params["kind"])
+    defaults = {**OPTIONAL_RESOURCES, "cpus": config["threads"], **kind.resources}
+    value = params.get("resources", {}).get(key, defaults[key])
+    if key == "nodes" and value > 1 and "ray_cluster" not in kind.capabilities:
+        raise ValueError(
+            f"config: models.{MODEL_NAME.match(name)['base']}.resources.nodes: {value} nodes,"
+            f" but a {kind.name} job runs on one"
+        )
+    return value
 
 
 def run_dir(dataset, model, seed):
@@ -131,6 +145,11 @@ def pretraining_models(study):
     return [study["model"], *(f"{study['model']}-P{n}" for n in study["full_trials"])]
 
 
+def trial_count_datasets(study):
+    """<dataset>_full<n>: n training trials of each dataset (keep_full_trials), for every trial count."""
+    return [f"{d}_full{n}" for d in study["datasets"] for n in study["trial_counts"]]
+
+
 # Each study's runs are every dataset x model x seed: its datasets and its models, from its config section.
 STUDY_DESIGNS = {
     "attractor_study": (itemgetter("systems"), attractor_model_names),
@@ -156,6 +175,8 @@ STUDY_DESIGNS = {
         ],
         itemgetter("models"),
     ),
+    "small_data_study": (trial_count_datasets, itemgetter("models")),
+    "cd_study": (trial_count_datasets, itemgetter("models")),
 }
 
 
@@ -265,7 +286,12 @@ def all_targets():
                 f"results/figures/fig3b_fixed_point_eigenvalues_{system}.png",
             ]
     if "nlb_study" in studies_with_runs():
-        targets += ["results/tables/nlb_study.csv", "results/figures/nlb_metrics.png"]
+        targets += [
+            "results/tables/nlb_study.csv",
+            "results/figures/nlb_metrics.png",
+            "results/nlb/submission.h5",
+            "results/tables/nlb_submission.csv",
+        ]
         targets += nlb_run_figures()
     if "sbtt_study" in studies_with_runs():
         targets.append("results/tables/sbtt_study.csv")
@@ -291,6 +317,13 @@ def all_targets():
             "results/figures/multisession.png",
             *multisession_factor_figures(),
         ]
+    if "small_data_study" in studies_with_runs():
+        targets += [
+            "results/tables/small_data_study.csv",
+            "results/figures/small_data.png",
+        ]
+    if "cd_study" in studies_with_runs():
+        targets += ["results/tables/cd_study.csv", "results/figures/cd_validation.png"]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]
     # every table also as a page the report shows inline (render_table)

@@ -28,6 +28,7 @@ rule evaluate:
 localrules:
     collect_metrics,
     render_table,
+    nlb_submission,
 
 
 rule collect_metrics:
@@ -71,3 +72,37 @@ rule render_table:
     shell:
         "python {params.script:q} --table {input:q} --title {wildcards.table:q} --out {output:q}"
         " > {log:q} 2>&1"
+
+
+# The NLB submission: one HDF5 in the benchmark's layout with every NLB-study dataset's rates from its best
+# run (highest co-bps in the study's table: the val split in the val phase), checked for the leaderboard's
+# groups, keys and shapes, and scored again from the file itself (metrics/submission.py).
+rule nlb_submission:
+    input:
+        table="results/tables/nlb_study.csv",
+        data=lambda wildcards: expand(
+            "results/data/binned/{dataset}.h5",
+            dataset=nlb_binned_names(config["nlb_study"]),
+        ),
+        outputs=lambda wildcards: [
+            f"{run}/output.h5" for run in study_runs("nlb_study")
+        ],
+    output:
+        h5="results/nlb/submission.h5",
+        summary="results/tables/nlb_submission.csv",
+    log:
+        "results/logs/nlb_submission.log",
+    conda:
+        "../../envs/evaluate.yaml"
+    params:
+        script=f"{SCRIPTS}/make_submission.py",
+        # the NLB datasets' groups of the test targets file score them (simulated ones are not in it)
+        test_targets=lambda wildcards: (
+            f"--test-targets {shlex.quote(test_targets_file())}"
+            if test_targets_file()
+            else ""
+        ),
+    shell:
+        "python {params.script:q} --table {input.table:q} --data {input.data:q}"
+        " --runs results/runs {params.test_targets} --out {output.h5:q}"
+        " --summary {output.summary:q} > {log:q} 2>&1"

@@ -294,3 +294,57 @@ rule figure_sbtt_two_photon:
         script=f"{SCRIPTS}/plot_figure.py",
     shell:
         "python {params.script:q} sbtt-two-photon --table {input:q} --out {output.png:q} > {log:q} 2>&1"
+
+
+# AutoLFADS experiments (Keshtkaran et al. 2022): metrics against training-set size (small_data_study),
+# and validation NLL, sample-validation NLL and rate R² vs truth over training with and without
+# coordinated dropout (cd_study), drawn from the histories of its gradient-trained runs.
+
+
+localrules:
+    figure_small_data,
+    figure_cd_validation,
+
+
+rule figure_small_data:
+    input:
+        "results/tables/small_data_study.csv",
+    output:
+        png=report(
+            "results/figures/small_data.png",
+            category="AutoLFADS",
+            caption="../report/small_data.rst",
+        ),
+        pdf="results/figures/small_data.pdf",
+    log:
+        "results/logs/figures/small_data.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+        colours=lambda wildcards: model_colours("small_data_study"),
+    shell:
+        "python {params.script:q} metrics-vs-trials --table {input:q} --colours {params.colours}"
+        " --out {output.png:q} > {log:q} 2>&1"
+
+
+rule figure_cd_validation:
+    input:
+        lambda wildcards: [f"{run}/output.h5" for run in history_runs("cd_study")],
+    output:
+        png=report(
+            "results/figures/cd_validation.png",
+            category="AutoLFADS",
+            caption="../report/cd_validation.rst",
+        ),
+        pdf="results/figures/cd_validation.pdf",
+    log:
+        "results/logs/figures/cd_validation.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+        colours=lambda wildcards: model_colours("cd_study"),
+    shell:
+        "python {params.script:q} cd-validation --outputs {input:q} --colours {params.colours}"
+        " --out {output.png:q} > {log:q} 2>&1"

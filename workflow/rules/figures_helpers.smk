@@ -41,3 +41,14 @@ def run_figure_arguments(wildcards, input):
     subcommand, reads_data = RUN_FIGURES[wildcards.figure]
     data = f" --data {shlex.quote(input.data)}" if reads_data else ""
     return f"{subcommand}{data} --output {shlex.quote(input.output)}"
+
+
+def history_runs(study):
+    """The runs of `study` whose models are trained by gradient, so that a history.csv (one row per
+    epoch) lies beside their output."""
+    runs = []
+    for run in study_runs(study):
+        _, _, dataset, model, _ = run.split("/")
+        if get_kind(model_params(model, dataset)["kind"]).gradient_trained:
+            runs.append(run)
+    return runs

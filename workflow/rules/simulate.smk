@@ -99,8 +99,9 @@ rule mask_bandwidth:
         " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
-# SBTT experiment 4: the first n trials of a seeded order of the training split, fully observed, to
-# pretrain dynamics on (models named <model>-P<n> then adapt them to a masked <dataset>_bw<k>).
+# The first n trials of a seeded order of the training split: for SBTT experiment 4, fully observed data
+# to pretrain dynamics on (models named <model>-P<n> then adapt them to a masked <dataset>_bw<k>); for the
+# AutoLFADS experiments (small_data_study, cd_study), small training sets.
 rule keep_full_trials:
     input:
         "results/data/binned/{dataset}.h5",

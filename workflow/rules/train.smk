@@ -11,6 +11,9 @@
 # keeps a run whose model.pt holds that run (same settings, data and seed), so naming one run's output
 # after removing its model.pt trains that run alone (a stack of one); remove a model.pt to retrain it.
 # (Snakemake touches every output of a job that ran, so the kept runs' predictions rerun too.)
+# A kind that drives Ray (AutoLFADS) trains under scripts/ray_slurm.sh: under Slurm its one job starts a
+# Ray cluster across its allocation (resources: cpus, gpu, nodes) for the driver; on one machine the
+# driver starts a local Ray with the job's threads.
 
 
 include: "train_helpers.smk"
@@ -26,15 +29,19 @@ rule train:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     conda:
         "../../envs/train.yaml"
-    threads: config["threads"]
+    threads: train_threads
     resources:
         **RUN_RESOURCES,
+        nodes=lambda wildcards: train_resource(
+            wildcards.model, wildcards.dataset, "nodes"
+        ),
     params:
+        launcher=cluster_launcher,
         script=f"{SCRIPTS}/run_model.py",
         # prediction-only settings (posterior samples) are left out: changing them reruns `predict` alone
         arguments=lambda wildcards: run_arguments(wildcards, "train"),
     shell:
-        "python {params.script:q} train {params.arguments} --threads {threads}"
+        "{params.launcher}python {params.script:q} train {params.arguments} --threads {threads}"
         " --out {output.model:q} > {log:q} 2>&1"
 
 

@@ -9,6 +9,21 @@ RUN_RESOURCES = {
 }
 
 
+def train_threads(wildcards):
+    """The job's CPUs: the model's resources.cpus, else its kind's, else the config's threads."""
+    return train_resource(wildcards.model, wildcards.dataset, "cpus")
+
+
+def cluster_launcher(wildcards):
+    """What the training command runs under: scripts/ray_slurm.sh for a kind that drives Ray (it starts
+    a Ray cluster across the job's Slurm allocation, and under no Slurm just runs the command).
+    """
+    kind = get_kind(model_params(wildcards.model, wildcards.dataset)["kind"])
+    if "ray_cluster" not in kind.capabilities:
+        return ""
+    return f"bash {shlex.quote(f'{SCRIPTS}/ray_slurm.sh')} "
+
+
 def run_arguments(wildcards, step):
     """The arguments scripts/run_model.py `step` ("train" or "predict") shares, shell-quoted. Training
     gets the model's settings without those that change predictions but not the trained weights

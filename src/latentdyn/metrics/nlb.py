@@ -243,6 +243,12 @@ def evaluate_submission(targets, submission, dataset_name, *, submission_path="s
     return metrics
 
 
+def nlb_group_name(dataset_name, bin_ms):
+    """nlb_tools' name of a dataset at a bin size, in its target files and submissions: `<dataset>` at
+    5 ms, `<dataset>_<bin>` otherwise (`mc_maze_20`)."""
+    return dataset_name if bin_ms == 5 else f"{dataset_name}_{bin_ms}"
+
+
 def load_test_targets(path, dataset_name, bin_ms):
     """Read one dataset's test-phase targets from nlb_tools' public `data/eval_data_test.h5`.
 
@@ -263,7 +269,7 @@ def load_test_targets(path, dataset_name, bin_ms):
         raise InputError(
             path, "<file>", "not an HDF5 file (a Git LFS pointer? fetch the real file with `git lfs pull`)"
         )
-    group_name = dataset_name if bin_ms == 5 else f"{dataset_name}_{bin_ms}"
+    group_name = nlb_group_name(dataset_name, bin_ms)
     with reading(path, "test targets file"), h5py.File(path, "r") as f:
         if group_name not in f:
             raise InputError(path, group_name, f"no such group; the file has {sorted(f.keys())}")

@@ -20,7 +20,8 @@ cheaply. Its fields (KIND_FILE_SCHEMA checks them):
     extends            optional: another kind whose params (its whole schema, trainer settings included)
                        join this kind's, under this kind's own (autolfads: every LFADS param)
     schema             JSON schema of the kind's params (`required`, `properties` with defaults)
-    resources          default cluster resources of a training job: gpu, mem_mb, runtime (minutes)
+    resources          default cluster resources of a training job: gpu, mem_mb, runtime (minutes); optional
+                       nodes (default 1) and cpus (the job's threads; the config's `threads` otherwise)
     colour             matplotlib colour of the kind's models in figures comparing models
     capabilities       optional, any of: `latent_dynamics` (the model has `.dynamics` with `step` and
                        `fixed_point_residual`, and its output names the state latent in the
@@ -28,7 +29,10 @@ cheaply. Its fields (KIND_FILE_SCHEMA checks them):
                        `infer_rates(model, encoder_input) -> rates`, one pass over a batch of trials:
                        what a real-time decoder runs and the latency study times),
                        `compiled_inference` (torch.compile of `infer_rates` finishes quickly enough to
-                       be timed too), `stacked_training` (model.py has `stack(models, generators)`:
+                       be timed too), `ray_cluster` (training drives Ray: under Slurm the training job
+                       first starts a Ray cluster across its allocation, scripts/ray_slurm.sh, and
+                       passes its address in RAY_ADDRESS; elsewhere the kind starts a local Ray),
+                       `stacked_training` (model.py has `stack(models, generators)`:
                        K models of one shape trained as one, each member a run of its own, equal to
                        training it alone; training/contract.py, training/stacked.py)
     stacking           optional, with `stacked_training`: `unless` (params that, when set, rule
@@ -74,7 +78,8 @@ from latentdyn.models.kind_contract import check_implementation
 
 BUILT_IN_PACKAGE = "latentdyn.models"
 ENTRY_POINT_GROUP = "latentdyn.kinds"
-CAPABILITIES = ["latent_dynamics", "multisession", "realtime_inference", "compiled_inference", "stacked_training"]
+CAPABILITIES = ["latent_dynamics", "multisession", "realtime_inference", "compiled_inference", "stacked_training",
+                "ray_cluster"]
 RUN_FIGURE_CONDITIONS = {
     "type": "object",
     "additionalProperties": False,
@@ -92,6 +97,18 @@ PARAM_DEPENDENT_FLAG = {
         },
     ]
 }
+RESOURCES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "cluster resources of this model's training jobs (the kind's defaults otherwise)",
+    "properties": {
+        "gpu": {"type": "integer", "minimum": 0},
+        "mem_mb": {"type": "integer", "minimum": 1},
+        "runtime": {"type": "integer", "minimum": 1, "description": "minutes"},
+        "nodes": {"type": "integer", "minimum": 1, "description": "Slurm nodes (several only for ray_cluster kinds)"},
+        "cpus": {"type": "integer", "minimum": 1, "description": "CPUs (threads) of the job; the config's threads otherwise"},
+    },
+}
 KIND_FILE_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -101,7 +118,7 @@ KIND_FILE_SCHEMA = {
         "gradient_trained": {"type": "boolean"},
         "extends": {"type": "string"},
         "schema": {"type": "object"},
-        "resources": {"type": "object", "required": ["gpu", "mem_mb", "runtime"]},
+        "resources": {**RESOURCES_SCHEMA, "required": ["gpu", "mem_mb", "runtime"]},
         "colour": {"type": "string"},
         "capabilities": {"type": "array", "items": {"enum": CAPABILITIES}},
         "prediction_only": {"type": "array", "items": {"type": "string"}},
@@ -288,16 +305,6 @@ def read_kind_file(name, package):
     return spec
 
 
-RESOURCES_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "cluster resources of this model's training jobs (the kind's defaults otherwise)",
-    "properties": {
-        "gpu": {"type": "integer", "minimum": 0},
-        "mem_mb": {"type": "integer", "minimum": 1},
-        "runtime": {"type": "integer", "minimum": 1, "description": "minutes"},
-    },
-}
 
 
 def latency_kinds():

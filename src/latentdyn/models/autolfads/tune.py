@@ -25,7 +25,9 @@ How it maps onto Ray (2.60; README §9):
 - Resources: Ray starts inside the job with the job's CPUs (torch's thread count, which run_model.py sets
   from the rule's threads) and its GPUs; a worker takes `cpus_per_worker` CPUs and, on a GPU,
   `gpus_per_worker` of one (0.5 as published). With RAY_ADDRESS set (scripts/ray_slurm.sh on a cluster)
-  it joins that cluster instead. `reuse_actors` keeps worker processes between generations.
+  it joins that cluster instead. `reuse_actors` keeps worker processes between generations; but after
+  the first generation Ray Tune 2.60's controller resumes the paused workers of a synchronous generation
+  one after another, which dominates the per-generation overhead (benchmarks/README.md, pbt_overhead.py).
 """
 
 import csv
@@ -40,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import ray
 import torch
+
+import latentdyn
 from ray import tune
 from ray.tune.schedulers import PopulationBasedTraining
 
@@ -301,16 +305,27 @@ def _run_config(params, run_dir):
     )
 
 
+def worker_runtime_env():
+    """Ray's runtime env for the workers: the driver's latentdyn source first on their PYTHONPATH. Ray
+    starts workers with its own sys.path, which finds the package installed in the environment, and an
+    editable install may point at another checkout than the one whose script runs the driver
+    (scripts/_bootstrap.py puts the checkout first for the driver alone); workers must train the same
+    code the driver plans with."""
+    source = str(Path(latentdyn.__file__).resolve().parents[1])
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}}
+
+
 def _start_ray(device):
     """Start Ray inside the job (its CPUs, its GPUs), or join the cluster at RAY_ADDRESS; whether it was
     started (and is to be shut down) here."""
     if ray.is_initialized():
         return False
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=worker_runtime_env())
     else:
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
-        ray.init(address="local", num_cpus=torch.get_num_threads(), num_gpus=gpus, include_dashboard=False)
+        ray.init(address="local", num_cpus=torch.get_num_threads(), num_gpus=gpus, include_dashboard=False,
+                 runtime_env=worker_runtime_env())
     return True
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from latentdyn.errors import ConfigError
+from latentdyn.metrics.ground_truth import rate_r2
 from latentdyn.models import augmentations
 from latentdyn.models.lfads.decoder import Decoder, DecoderOutput
 from latentdyn.models.lfads.distributions import Readout, make_distribution
@@ -30,6 +31,8 @@ from latentdyn.models.lfads.layers import apply_dropout
 from latentdyn.models.lfads.priors import AutoregressivePrior, NormalPrior
 from latentdyn.models.prediction import predict_in_chunks
 from latentdyn.training.contract import StepResult
+
+TRUE_RATES = ("true_rates_heldin", "true_rates_heldout")  # the order of the readout's units
 
 STATE_LATENT = "gen_states"  # the generator state is LFADS's dynamical state
 PREDICT_ROWS = 2048  # trials × posterior samples decoded at once in `predict`
@@ -132,7 +135,19 @@ class LFADS(nn.Module):
         return self._step(batch, progress, coordinated_dropout=self.augmentation.cd_rate > 0)
 
     def validation_step(self, batch, progress):
-        return self._step(batch, progress, coordinated_dropout=False)
+        """The validation loss terms and, on data with ground truth, `rate_r2`: the rate R² of the
+        posterior-mean rates against the true rates (metrics.ground_truth), so that a history shows
+        what the CD / sample-validation paper plots (README §9): whether the validation NLL and the rates'
+        fidelity to the truth move together while training."""
+        result = self._step(batch, progress, coordinated_dropout=False)
+        true_rates = [batch.truth[key] for key in TRUE_RATES if key in batch.truth]
+        if true_rates:
+            truth = torch.cat(true_rates, dim=-1)
+            inputs = augmentations.unobserved_as_zero(batch.encoder_input)
+            params = self(inputs, batch.ext_input, sample=False).params
+            rates = self.distribution.mean(params)[:, : truth.shape[1], : truth.shape[2]]
+            result.terms["rate_r2"] = rate_r2(rates.detach().cpu().numpy(), truth.cpu().numpy())
+        return result
 
     def _step(self, batch, progress, coordinated_dropout):
         """Posteriors are sampled in training and validation alike (lfads-torch)."""

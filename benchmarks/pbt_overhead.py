@@ -1,0 +1,139 @@
+"""AutoLFADS population throughput and Ray's per-generation overhead on one machine (not a test).
+
+    python benchmarks/pbt_overhead.py [--workers 2 4] [--cpus 2] [--generations 4] [--generation-epochs 5]
+        [--trials 144] [--json PATH]
+
+Model: lfads_demo's architecture (config/presets/lfads.yaml) on synthetic Poisson data of the demo
+reaching set's shape (35 + 10 bins of 45 held-in and 15 held-out units); each worker one CPU thread
+(pbt.cpus_per_worker 1), Ray started here with `--cpus` CPUs before timing (its start is not counted).
+
+- One worker alone: the shared trainer's `fit`, one thread, generations × generation epochs.
+- A population of W workers: models/autolfads run_population for the same number of generations,
+  exploiting from the first generation's end (every generation has a tournament, clones and restores).
+  Summed throughput = W × training trials × epochs / the search's wall time.
+- Per-generation overhead = (the search's wall time − the ideal time) / generations, where the ideal
+  time of a generation is what its training took (the `seconds` of the best worker's lineage in
+  history.csv, each epoch's training and validation) times the waves Ray needs (ceil(W / CPUs));
+  the rest is Ray's: pausing every worker at the generation's end, saving checkpoints, the loser's
+  copy of its winner's, restarting or restoring the trainable, the driver's bookkeeping. Reported as a
+  fraction of the measured generation and of a 25-epoch one (the published generation; the goal is
+  under 5 %).
+"""
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import ray
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from latentdyn.models.autolfads.tune import worker_runtime_env  # noqa: E402
+from latentdyn.models.kinds import resolve_model  # noqa: E402
+from latentdyn.models.pipeline import train  # noqa: E402
+from latentdyn.training.reporting import HISTORY_NAME  # noqa: E402
+
+BINS, FORWARD, HELDIN, HELDOUT = 35, 10, 45, 15  # the demo reaching set at 20 ms
+PUBLISHED_GENERATION_EPOCHS = 25
+GOAL_FRACTION = 0.05
+
+
+def synthetic_data(n_trials, seed=0):
+    rng = np.random.default_rng(seed)
+    arrays = {}
+    for split, n in (("train", n_trials), ("eval", max(n_trials // 3, 1))):
+        for units, size in (("heldin", HELDIN), ("heldout", HELDOUT)):
+            arrays[f"{split}_spikes_{units}"] = rng.poisson(0.5, (n, BINS, size)).astype(np.float32)
+            arrays[f"{split}_spikes_{units}_forward"] = rng.poisson(0.5, (n, FORWARD, size)).astype(np.float32)
+    return arrays, {"dataset": "synthetic", "bin_width_s": 0.02}
+
+
+def demo_architecture():
+    presets = yaml.safe_load((REPO / "config" / "presets" / "lfads.yaml").read_text())["models"]
+    return {k: v for k, v in presets["lfads_demo"].items() if k not in ("kind", "early_stopping", "epochs")}
+
+
+def time_alone(data, attrs, epochs):
+    """Wall seconds and summed epoch seconds of one model trained alone on one thread."""
+    params = resolve_model("alone", {**demo_architecture(), "kind": "lfads", "epochs": epochs, "log_every": epochs})
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        train(params, data, attrs, run_dir=run_dir, seed=0, device="cpu")
+        wall = time.perf_counter() - start
+        trained = pd.read_csv(Path(run_dir) / HISTORY_NAME)["seconds"].sum()
+    return wall, float(trained)
+
+
+def time_population(data, attrs, workers, generations, generation_epochs):
+    """Wall seconds of the search and its ideal seconds (the lineage's training per generation times the
+    waves of workers Ray runs)."""
+    params = resolve_model("population", {
+        **demo_architecture(), "kind": "autolfads", "epochs": generations * generation_epochs,
+        "log_every": generation_epochs,
+        "pbt": {"workers": workers, "generation_epochs": generation_epochs, "first_exploit_epoch": generation_epochs,
+                "stop_patience": generations + 1},
+    })
+    with tempfile.TemporaryDirectory() as run_dir:
+        start = time.perf_counter()
+        train(params, data, attrs, run_dir=run_dir, seed=0, device="cpu")
+        wall = time.perf_counter() - start
+        lineage = pd.read_csv(Path(run_dir) / HISTORY_NAME)["seconds"].sum()
+    waves = math.ceil(workers / ray.cluster_resources()["CPU"])
+    return wall, float(lineage) * waves
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs Ray may use (the job's)")
+    parser.add_argument("--generations", type=int, default=4)
+    parser.add_argument("--generation-epochs", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=144, help="training trials (the demo reaching set's 144)")
+    parser.add_argument("--json", help="write every number here")
+    args = parser.parse_args()
+    data, attrs = synthetic_data(args.trials)
+    epochs = args.generations * args.generation_epochs
+    n_train = round(args.trials * (1 - resolve_model("x", {"kind": "lfads"})["valid_fraction"]))
+    results = {"settings": vars(args), "training_trials": n_train}
+
+    wall, trained = time_alone(data, attrs, epochs)
+    alone = n_train * epochs / wall
+    epoch_s = trained / epochs
+    results["alone"] = {"wall_s": wall, "epoch_s": epoch_s, "trials_per_s": alone}
+    print(f"one worker alone: {alone:.0f} trials/s ({epoch_s:.3f} s per epoch, {wall:.1f} s for {epochs} epochs)")
+
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, runtime_env=worker_runtime_env())
+    try:
+        for workers in args.workers:
+            wall, ideal = time_population(data, attrs, workers, args.generations, args.generation_epochs)
+            summed = workers * n_train * epochs / wall
+            overhead = max(wall - ideal, 0.0) / args.generations
+            generation_s = wall / args.generations
+            at_25 = overhead / (overhead + PUBLISHED_GENERATION_EPOCHS * epoch_s * math.ceil(workers / args.cpus))
+            results[f"workers_{workers}"] = {
+                "wall_s": wall, "ideal_s": ideal, "summed_trials_per_s": summed, "vs_alone": summed / alone,
+                "overhead_per_generation_s": overhead, "overhead_fraction": overhead / generation_s,
+                "overhead_fraction_25_epochs": at_25,
+            }
+            print(f"{workers} workers on {args.cpus} CPUs: {summed:.0f} trials/s summed ({summed / alone:.2f}x one alone);"
+                  f" Ray overhead {overhead:.2f} s per generation = {overhead / generation_s:.1%} of a"
+                  f" {args.generation_epochs}-epoch generation, {at_25:.1%} of a {PUBLISHED_GENERATION_EPOCHS}-epoch one"
+                  f" (goal < {GOAL_FRACTION:.0%})", flush=True)
+    finally:
+        ray.shutdown()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
