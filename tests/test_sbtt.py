@@ -409,6 +409,7 @@ def test_bandwidth_figure_draws_each_source_and_metric_with_the_published_curve(
     table.loc[table["dataset"].str.startswith("sbtt"), ["co-bps", "vel R2"]] = np.nan
     rate = plot_bandwidth_curves(table, ["rate_r2"])
     assert len(rate.axes) == 2  # one panel per source with rate R²
+    assert [ax.get_title().split(" ")[0] for ax in rate.axes] == ["sbtt_lorenz", "mc_maze_20ms"]  # none skipped
     lorenz = rate.axes[0]
     assert "SBTT, published" in [line.get_label() for line in lorenz.get_lines()]
     published = next(line for line in lorenz.get_lines() if line.get_label() == "SBTT, published")

@@ -48,7 +48,7 @@ def plot_bandwidth_curves(table, metrics):
     panels = iter(axes)
     for source in sources:
         rows = table[table["source"] == source]
-        for ax, metric in zip(panels, metrics):
+        for metric, ax in zip(metrics, panels):  # metrics first: zip then takes no panel past the last metric
             floor = R2_FLOOR if _is_r2(metric) else None
             n = draw_seeds_and_mean(ax, rows, "dropped_fraction", metric, "model", colors, floor=floor)
             clipped = floor is not None and bool((rows[metric] < floor).any())
