@@ -282,4 +282,4 @@ def test_only_a_kind_driving_ray_trains_under_the_cluster_launcher(tmp_path):
     nodes = tmp_path / "nodes.yaml"
     nodes.write_text("models: {gru: {resources: {nodes: 2}}}")
     returncode, out = plan_commands(tmp_path, [gru], str(nodes))
-    assert returncode != 0 and "config: models.gru.resources.nodes: 2 nodes" in out, out[-3000:]
+    assert returncode != 0 and "key 'models.gru.resources.nodes': 2 nodes, but a sequential_autoencoder job runs on one" in out, out[-3000:]

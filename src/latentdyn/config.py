@@ -55,6 +55,7 @@ def check_semantics(config, source="config"):
     _check_two_photon_study(config, source)
     _check_latency_study(config)
     _check_multisession_study(config, source)
+    _check_nodes(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
         start, end = dataset["window_ms"]
@@ -153,6 +154,16 @@ def _check_multisession_study(config, source):
     for name in (config.get("nlb_study") or {}).get("datasets", []):
         if "sessions" in config.get("user_datasets", {}).get(name, {}):
             _fail(source, "nlb_study.datasets", f"'{name}' is a multisession dataset: list it in multisession_study.datasets")
+
+
+def _check_nodes(config, source):
+    """Several nodes serve only a kind that spreads over them (capability ray_cluster); any other job runs
+    on one and would leave the rest idle. Checked here, before any job, whichever rule would train it."""
+    for name, params in config["models"].items():
+        nodes = params.get("resources", {}).get("nodes", 1)
+        kind = get_kind(params["kind"])
+        if nodes > 1 and "ray_cluster" not in kind.capabilities:
+            _fail(source, f"models.{name}.resources.nodes", f"{nodes} nodes, but a {kind.name} job runs on one")
 
 
 def _fail(source, key, problem):

@@ -104,19 +104,12 @@ OPTIONAL_RESOURCES = {"nodes": 1}
 
 
 def train_resource(name, dataset, key):
-    """A training job's cluster resource: the model's config, else its kind's default. Several nodes
-    serve only a kind that spreads over them (capability ray_cluster); any other would leave them idle.
-    """
+    """A training job's cluster resource: the model's config, else its kind's default (several nodes
+    only for a ray_cluster kind: config.py checks it before any job)."""
     params = model_params(name, dataset)
     kind = get_kind(params["kind"])
     defaults = {**OPTIONAL_RESOURCES, "cpus": config["threads"], **kind.resources}
-    value = params.get("resources", {}).get(key, defaults[key])
-    if key == "nodes" and value > 1 and "ray_cluster" not in kind.capabilities:
-        raise ValueError(
-            f"config: models.{MODEL_NAME.match(name)['base']}.resources.nodes: {value} nodes,"
-            f" but a {kind.name} job runs on one"
-        )
-    return value
+    return params.get("resources", {}).get(key, defaults[key])
 
 
 def run_dir(dataset, model, seed):
