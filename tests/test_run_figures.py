@@ -183,6 +183,16 @@ def test_training_curves_leave_out_constant_panels_and_name_their_value():
     assert "constant, not drawn: l2 = 0, learning rate = 0.001" in fig._suptitle.get_text()
 
 
+def test_an_r2_panel_starting_far_below_zero_keeps_its_later_epochs_readable():
+    table = history(["epoch", "train_loss", "valid_loss", "valid_rate_r2"]).assign(
+        valid_rate_r2=[-170.0, -5.0, 0.2, 0.5, 0.7, 0.8])
+    rate = run_figures.plot_training_curves(table, "run").axes[1]
+    assert rate.get_ylim()[0] == -1.0 and rate.get_ylim()[1] > 0.8
+    assert rate.get_title() == "rate_r2 (axis from -1; lowest -170)"
+    within = run_figures.plot_training_curves(table.assign(valid_rate_r2=[-0.5, 0.1, 0.2, 0.5, 0.7, 0.8]), "run")
+    assert within.axes[1].get_title() == "rate_r2" and within.axes[1].get_ylim()[0] < -0.5
+
+
 # --- the plot script's subcommands on files ---
 
 

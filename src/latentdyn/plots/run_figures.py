@@ -233,6 +233,9 @@ def constant_panels(history, panels):
             if all(history[c].dropna().nunique() <= 1 for c in columns)]
 
 
+R2_AXIS_FLOOR = -1.0  # R² panels of training curves start here when earlier epochs fall below it
+
+
 def plot_training_curves(history, title=""):
     """Training curves from a history table (pandas DataFrame, one row per epoch): one panel per entry of
     `history_panels` (loss, each logged term, ramps, learning rate) that changes, train blue, valid orange,
@@ -252,7 +255,11 @@ def plot_training_curves(history, title=""):
         values = values[np.isfinite(values)]
         if panel != "ramps" and len(values) and values.min() > 0 and values.max() > 20 * values.min():
             ax.set_yscale("log")
-        ax.set(title=panel, xlabel="epoch")
+        title = panel
+        if panel.endswith("r2") and len(values) and values.min() < R2_AXIS_FLOOR < values.max():
+            ax.set_ylim(bottom=R2_AXIS_FLOOR)  # the first epochs' R² (far below 0) would flatten the rest
+            title += f" (axis from {R2_AXIS_FLOOR:g}; lowest {values.min():.3g})"
+        ax.set(title=title, xlabel="epoch")
         ax.legend(fontsize=6)
     flat = ", ".join(f"{panel} = {history[columns[0]].dropna().iloc[0]:g}" for panel, columns in constant
                      if history[columns[0]].notna().any())
@@ -271,12 +278,10 @@ def plot_population_search(population, title=""):
     another's checkpoint) is marked with a ring. Log-scaled where the values span more than a factor of 20."""
     searched = [column for column in population.columns if column not in POPULATION_FIXED]
     panels = ["score", *searched]
-    n_cols = min(len(panels), 4)
-    n_rows = -(-len(panels) // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.6 * n_cols, 2.8 * n_rows), squeeze=False)
+    fig, axes = panel_grid(len(panels), 3.6, 2.8)
     cloned = population["copied_from"].notna()
     colours = plt.get_cmap("tab20")
-    for ax, column in zip(axes.ravel(), panels):
+    for ax, column in zip(axes, panels):
         for worker, rows in population.groupby("worker"):
             style = {"color": colours(int(worker) % 20), "lw": 0.9, "alpha": 0.8}
             if column == "score":
@@ -294,8 +299,6 @@ def plot_population_search(population, title=""):
             ax.set_yscale("log")
         ax.set(title=column, xlabel="generation")
         ax.legend(fontsize=6)
-    for ax in axes.ravel()[len(panels):]:
-        ax.remove()
     fig.suptitle(title)
     fig.tight_layout()
     return fig
