@@ -115,3 +115,16 @@ def test_stopper_state_survives_a_restore():
     restored.load_state_dict(stopper.state_dict())
     assert restored.add_generation([8.0]) and stopper.add_generation([8.0])
     assert not ImprovementStopper().add_generation([8.0])  # a stopper that forgot would go on
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"low": 0.5, "high": 0.1}, r"key 'pbt.search.x.high': 0.1 must be above low \(0.5\)"),
+    ({"low": 0.0, "high": 1.0, "log": True}, "key 'pbt.search.x.low': 0.0; a log-uniform draw needs low > 0"),
+    ({"low": 0.1, "high": 0.5, "init": 0.9}, r"key 'pbt.search.x.init': 0.9 is outside \[0.1, 0.5\]"),
+])
+def test_a_range_the_schema_cannot_check_is_named(spec, message):
+    from latentdyn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        SearchRange.from_params({"explore_weight": 0.3, **spec}, "pbt.search.x")
+    assert SearchRange.from_params({"low": 0.1, "high": 0.5, "explore_weight": 0.3, "init": 0.5}).init == 0.5

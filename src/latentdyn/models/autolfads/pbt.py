@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latentdyn.errors import ConfigError
+
 MIN_EXPLORE_FRACTION = 0.002  # |u| >= 0.002 * w: every perturbation moves the value a little
 
 
@@ -40,15 +42,18 @@ class SearchRange:
     bounded: bool = True  # exploration stays inside [low, high]; else the range only bounds the initial draw
 
     @classmethod
-    def from_params(cls, spec):
-        return cls(
-            low=spec["low"],
-            high=spec["high"],
-            explore_weight=spec["explore_weight"],
-            log=spec.get("log", False),
-            init=spec.get("init"),
-            bounded=spec.get("bounded", True),
-        )
+    def from_params(cls, spec, where="pbt.search.<name>"):
+        """The range of the config's `spec`; ConfigError naming the key where the schema cannot check it
+        (an empty range, a log-uniform draw from 0, a start outside the range)."""
+        low, high, init = spec["low"], spec["high"], spec.get("init")
+        if not low < high:
+            raise ConfigError(f"config: key '{where}.high': {high} must be above low ({low})")
+        if spec.get("log", False) and low <= 0:
+            raise ConfigError(f"config: key '{where}.low': {low}; a log-uniform draw needs low > 0")
+        if init is not None and not low <= init <= high:
+            raise ConfigError(f"config: key '{where}.init': {init} is outside [{low}, {high}]")
+        return cls(low=low, high=high, explore_weight=spec["explore_weight"], log=spec.get("log", False), init=init,
+                   bounded=spec.get("bounded", True))
 
     def allows(self, value):
         return value > 0 if not self.bounded else self.low <= value <= self.high

@@ -63,7 +63,7 @@ KEEP_GENERATIONS = 2  # checkpoints kept per worker: a winner's survives until i
 
 
 def search_ranges(params):
-    return {name: SearchRange.from_params(spec) for name, spec in params["pbt"]["search"].items()}
+    return {name: SearchRange.from_params(spec, f"pbt.search.{name}") for name, spec in params["pbt"]["search"].items()}
 
 
 def first_exploit_epoch(params):
