@@ -25,13 +25,13 @@ import json
 
 import numpy as np
 
-from latentdyn.data.reaching import LOG_BASELINE_HZ, LOG_RATE_WEIGHT_SD, N_LATENTS, Neurons, ReachingConfig, \
-    simulate_reaching, write_reaching
+from latentdyn.data.reaching import LOG_BASELINE_HZ, LOG_RATE_WEIGHT_SD, N_LATENTS, MappingConfig, Neurons, \
+    ReachingConfig, simulate_reaching, write_reaching
 from latentdyn.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
-class MultisessionConfig:
+class MultisessionConfig(MappingConfig):
     """What varies between simulated multisession datasets (module docstring)."""
 
     n_sessions: int = 6
@@ -46,17 +46,6 @@ class MultisessionConfig:
     heldout_fraction: float = 0.25
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, params, source="multisession config"):
-        """Build from a config/JSON mapping, naming `source` and the field in any error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        for key in params:
-            if key not in known:
-                raise InputError(source, key, f"unknown parameter; expected one of {sorted(known)}")
-        config = cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in params.items()})
-        config.check(source)
-        return config
 
     def check(self, source="multisession config"):
         """Raise InputError for values that cannot give a usable dataset; each session's own

@@ -99,8 +99,23 @@ TRIAL_FIELDS = {
 }
 
 
+class MappingConfig:
+    """A frozen dataclass of simulation settings built from a config or JSON mapping (lists become
+    tuples), unknown keys and unusable values (its `check`) named with `source` in one InputError."""
+
+    @classmethod
+    def from_mapping(cls, params, source="simulation settings"):
+        known = {field.name for field in dataclasses.fields(cls)}
+        for key in params:
+            if key not in known:
+                raise InputError(source, key, f"unknown parameter; expected one of {sorted(known)}")
+        config = cls(**{key: tuple(v) if isinstance(v, list) else v for key, v in params.items()})
+        config.check(source)
+        return config
+
+
 @dataclasses.dataclass(frozen=True)
-class ReachingConfig:
+class ReachingConfig(MappingConfig):
     """What varies between simulated reaching datasets; the dynamics themselves are fixed above."""
 
     n_directions: int = 8
@@ -110,18 +125,6 @@ class ReachingConfig:
     withheld_directions: tuple[int, ...] = ()
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
     seed: int = 0
-
-    @classmethod
-    def from_mapping(cls, params, source="reaching config"):
-        """Build from a config/JSON mapping, naming `source` and the field in any error."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        for key in params:
-            if key not in known:
-                raise InputError(source, key, f"unknown parameter; expected one of {sorted(known)}")
-        values = {key: tuple(v) if isinstance(v, list) else v for key, v in params.items()}
-        config = cls(**values)
-        config.check(source)
-        return config
 
     def check(self, source="reaching config"):
         """Raise InputError for values that cannot give a usable dataset."""
