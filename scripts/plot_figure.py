@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, autolfads, latency, multisession, nlb, run_figures, sbtt
+from latentdyn.plots import attractors, latency, multisession, nlb, overfitting, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -173,7 +173,7 @@ def _cd_validation(args):
         path = Path(output).parent / "history.csv"
         with reading(path, "training history (history.csv beside output.h5)"):
             histories[(attrs["dataset"], attrs["model"], int(attrs["seed"]))] = pd.read_csv(path)
-    return autolfads.plot_training_curves_vs_truth(histories, args.colours)
+    return overfitting.plot_training_curves_vs_truth(histories, args.colours)
 
 
 # run figures drawn from files beside output.h5 (history.csv, population.csv), not from the binned dataset
@@ -260,7 +260,7 @@ def main():
         fig = multisession.plot_shared_factors(
             [_factors_by_condition(data, output) for data, output in zip(args.sessions, args.outputs)], args.title)
     elif args.figure == "metrics-vs-trials":
-        fig = autolfads.plot_metrics_vs_trials(pd.read_csv(args.table), args.colours)
+        fig = overfitting.plot_metrics_vs_trials(pd.read_csv(args.table), args.colours)
     elif args.figure == "cd-validation":
         fig = _cd_validation(args)
     elif args.figure == "latency":

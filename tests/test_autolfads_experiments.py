@@ -8,7 +8,7 @@ import yaml
 
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.pipeline import train
-from latentdyn.plots.autolfads import TRAINING_CURVES, plot_metrics_vs_trials, plot_training_curves_vs_truth
+from latentdyn.plots.overfitting import TRAINING_CURVES, plot_metrics_vs_trials, plot_training_curves_vs_truth
 from latentdyn.training.reporting import HISTORY_NAME
 from workflow_api import REPO, run_workflow
 
