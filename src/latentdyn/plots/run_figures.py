@@ -269,6 +269,7 @@ def plot_training_curves(history, title=""):
 
 
 POPULATION_FIXED = ("generation", "worker", "epoch", "score", "copied_from")
+POPULATION_TIMES = ("started", "finished")  # wall-clock columns, not drawn; absent before issue 17
 
 
 def plot_population_search(population, title=""):
@@ -276,7 +277,7 @@ def plot_population_search(population, title=""):
     generations: the score (each worker a dot, the population's best a line) and one panel per searched
     hyperparameter, each worker's value as a line; a clone (the worker started the generation from
     another's checkpoint) is marked with a ring. Log-scaled where the values span more than a factor of 20."""
-    searched = [column for column in population.columns if column not in POPULATION_FIXED]
+    searched = [column for column in population.columns if column not in POPULATION_FIXED + POPULATION_TIMES]
     panels = ["score", *searched]
     fig, axes = panel_grid(len(panels), 3.6, 2.8)
     cloned = population["copied_from"].notna()

@@ -25,9 +25,21 @@ How it maps onto Ray (2.60; README §9):
 - Resources: Ray starts inside the job with the job's CPUs (torch's thread count, which run_model.py sets
   from the rule's threads) and its GPUs; a worker takes `cpus_per_worker` CPUs and, on a GPU,
   `gpus_per_worker` of one (0.5 as published). With RAY_ADDRESS set (scripts/ray_slurm.sh on a cluster)
-  it joins that cluster instead. `reuse_actors` keeps worker processes between generations; but after
-  the first generation Ray Tune 2.60's controller resumes the paused workers of a synchronous generation
-  one after another, which dominates the per-generation overhead (benchmarks/README.md, pbt_overhead.py).
+  it joins that cluster instead.
+- Restarts (benchmarks/README.md, pbt_overhead.py; population.csv's `started`/`finished` show them):
+  Tune's controller (tune/execution/tune_controller.py, `_maybe_add_actors`) restarts a paused trial only
+  when the scheduler's `choose_trial_to_run` returns it, one per step. Ray's PBT returned the least
+  trained pending or paused trial, so a worker already staged came back every step until its actor had
+  started and the next paused one was staged only then: one actor start after another per generation.
+  `BinaryTournament.choose_trial_to_run` returns a paused worker first, so all are staged at once.
+  Known remaining defect (Ray 2.60, not fixed here): `reuse_actors` keeps only the actors the controller
+  expects to need. `_maybe_cache_trial_actor` ends the actor of a paused trial when the search algorithm
+  has finished and no trial is staged, which holds for every worker that reports before the last of a
+  synchronous generation (all the others still train). Only the last worker's actor survives; the others
+  wait for new processes (~2.5 s here: Python, Ray, torch and latentdyn's imports), and a worker whose
+  generation ends before they start hands its actor on, so short generations still run one after another.
+  At paper scale (minutes per generation) this is a few seconds per generation; the tiny test population
+  runs serially (test_autolfads.py, the xfail test).
 """
 
 import csv
@@ -37,6 +49,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +58,7 @@ import torch
 
 import latentdyn
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import PopulationBasedTraining
 
 from latentdyn.io import atomic_path
@@ -99,15 +113,18 @@ def train_member(config, *, prepared, params, seed, identity, device):
     try:
         while True:
             settings = TrainerSettings.from_params({**hyperparameters, "epochs": epoch + generation_epochs})
+            started = time.time()
             result = fit(model, prepared, settings, run_dir=work, seed=seed + worker, device=device, identity=identity,
                          restore_from=restore_from, hyperparameters=hyperparameters, finish=False)
+            finished = time.time()
             epoch, restore_from = result.epochs_run, work / STATE_DIR / "last.pt"
             score = float(result.history[-1][f"{monitor}_smoothed"])
             with tempfile.TemporaryDirectory(dir=work) as directory:
                 shutil.copyfile(restore_from, Path(directory) / "last.pt")
                 (Path(directory) / MEMBER_FILE).write_text(json.dumps({"worker": worker, "epoch": epoch, SCORE: score}))
                 metrics = {TIME_ATTR: epoch, "generation": epoch // generation_epochs, "worker": worker, SCORE: score,
-                           "copied_from": copied_from, **{f"hp/{k}": v for k, v in config["hyperparameters"].items()}}
+                           "copied_from": copied_from, "started": started, "finished": finished,
+                           **{f"hp/{k}": v for k, v in config["hyperparameters"].items()}}
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
             copied_from = -1
     finally:
@@ -151,6 +168,18 @@ class BinaryTournament(PopulationBasedTraining):
         if trial in self._rivals:  # Ray would clone any winner: a loser copies its own
             upper_quantile = [self._rivals[trial]]
         super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+
+    def choose_trial_to_run(self, tune_controller):
+        """A paused worker of the next generation before one already pending. The controller restarts a
+        paused trial only when this returns it (one per step) and stages pending ones itself; Ray's
+        choice (the least trained pending or paused trial) returns a staged trial again every step until
+        its actor has started, so each paused worker of a synchronous generation waited for the previous
+        one's actor start. Reads PBT's `_trial_state` and `_next_perturbation_sync` as Ray's choice does."""
+        waiting = [trial for trial in tune_controller.get_trials() if trial.status == Trial.PAUSED
+                   and self._trial_state[trial].last_train_time < self._next_perturbation_sync]
+        if waiting:
+            return min(waiting, key=lambda trial: self._trial_state[trial].last_train_time)
+        return super().choose_trial_to_run(tune_controller)
 
     def _get_new_config(self, trial, trial_to_clone):
         config, operations = super()._get_new_config(trial, trial_to_clone)
@@ -267,7 +296,7 @@ class PopulationRecord(tune.Callback):
         self._experiment, self._keep_epochs = Path(experiment), KEEP_GENERATIONS * generation_epochs
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        row = {key: result[key] for key in ("generation", "worker", TIME_ATTR, SCORE, "copied_from")}
+        row = {key: result[key] for key in ("generation", "worker", TIME_ATTR, SCORE, "copied_from", "started", "finished")}
         row.update({key: value for key, value in result.items() if key.startswith("hp/")})
         with open(self._experiment / RECORDS_FILE, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -338,9 +367,10 @@ def _discard_other_run(experiment, identity):
 
 
 def _write_population_history(path, rows, searched):
-    """population.csv: per generation and worker, the hyperparameters it trained with, its score and the
-    worker whose checkpoint it started the generation from (empty when its own)."""
-    columns = ["generation", "worker", "epoch", SCORE, "copied_from", *searched]
+    """population.csv: per generation and worker, the hyperparameters it trained with, its score, the
+    worker whose checkpoint it started the generation from (empty when its own) and when its training
+    started and finished (unix seconds: whether the workers of a generation ran side by side)."""
+    columns = ["generation", "worker", "epoch", SCORE, "copied_from", "started", "finished", *searched]
     latest = {(row["generation"], row["worker"]): row for row in rows}  # a restored worker's repeat replaces its first
     rows = [latest[key] for key in sorted(latest)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -349,4 +379,5 @@ def _write_population_history(path, rows, searched):
         for row in rows:
             copied = "" if row["copied_from"] < 0 else int(row["copied_from"])
             writer.writerow([int(row["generation"]), int(row["worker"]), int(row[TIME_ATTR]), row[SCORE], copied,
+                             *(round(row[key], 3) if key in row else "" for key in ("started", "finished")),  # older records: none
                              *(row[f"hp/{name}"] for name in searched)])
