@@ -51,6 +51,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/benchmark.smk"
 include: "workflow/rules/fixed_points.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/generative.smk"
 
 
 rule all:

@@ -13,7 +13,7 @@ from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, state_latents
 from latentdyn.errors import InputError
 from latentdyn.io import reading
-from latentdyn.plots import attractors, latency, multisession, nlb, overfitting, run_figures, sbtt
+from latentdyn.plots import attractors, generation, latency, multisession, nlb, overfitting, run_figures, sbtt
 from latentdyn.plots.common import save_figure
 
 
@@ -223,6 +223,9 @@ def main():
     trials = sub.add_parser("metrics-vs-trials")
     trials.add_argument("--table", required=True, help="a study table of <dataset>_full<n> runs")
     trials.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
+    generative = sub.add_parser("generative")
+    generative.add_argument("--figure-data", required=True)
+    generative.add_argument("--colours", type=json.loads, required=True)
     curves = sub.add_parser("cd-validation")
     curves.add_argument("--outputs", nargs="+", required=True, help="run output.h5 files (history.csv beside each)")
     curves.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
@@ -263,6 +266,11 @@ def main():
         fig = overfitting.plot_metrics_vs_trials(pd.read_csv(args.table), args.colours)
     elif args.figure == "cd-validation":
         fig = _cd_validation(args)
+    elif args.figure == "generative":
+        with reading(args.figure_data, "generative study figure data"), h5py.File(args.figure_data, "r") as f:
+            data = {}
+            f.visititems(lambda name, item: data.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+        fig = generation.plot_generative(data, args.colours)
     elif args.figure == "latency":
         fig = latency.plot_latency(pd.read_csv(args.table), args.colours, *args.goal_kinds)
     elif args.figure in RUN_FIGURES:

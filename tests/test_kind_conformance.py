@@ -37,10 +37,10 @@ REQUIRED_FALLBACK = {"dynamics": "gru", "latent_size": 3, "learning_rate": 1e-2,
 # params whose defaults are too big for a test, by param name: a population search of two workers
 SMALL_OVERRIDES = {"pbt": {"workers": 2, "generation_epochs": 2}}
 EPOCHS = 4
-# Kinds whose model.py drives the shared trainer itself (`train`, e.g. a population search on Ray) resume
-# in their own way, tested beside them (test_autolfads.py); the rest resume through the trainer.
+# Kinds that train on Ray (a population search) resume in their own way, tested beside them
+# (test_autolfads.py); the rest resume through the trainer, those with their own `train` included.
 GRADIENT_KINDS = [
-    name for name in kind_names() if get_kind(name).gradient_trained and not hasattr(get_kind(name).implementation(), "train")
+    name for name in kind_names() if get_kind(name).gradient_trained and "ray_cluster" not in get_kind(name).capabilities
 ]
 TOY_KIND = Path(__file__).parent / "fixtures" / "toy_kind"  # a kind in its own package
 
@@ -83,6 +83,11 @@ def assert_kind_conforms(name, run_dir):
         with torch.no_grad():
             assert model.dynamics.step(probe).shape == probe.shape
             assert model.dynamics.fixed_point_residual(probe).shape == probe.shape
+    if "code_generation" in kind.capabilities:
+        codes = torch.as_tensor(outputs[f"latents/eval_{implementation.CODE_LATENT}"])
+        generated = implementation.generate(model, codes)
+        assert generated.shape == (n_trials, shapes.n_recon_bins, shapes.n_output)
+        assert torch.isfinite(generated).all() and (generated >= 0).all()
     if "realtime_inference" in kind.capabilities:
         model.eval()
         with torch.no_grad():

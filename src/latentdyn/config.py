@@ -10,7 +10,7 @@ from latentdyn.models.kinds import get_kind, kind_names, require_capability, res
 
 STUDIES = (
     "attractor_study", "nlb_study", "synthetic_study", "sbtt_study", "sbtt_pretraining_study", "two_photon_study",
-    "latency_study", "multisession_study", "small_data_study", "cd_study",
+    "latency_study", "multisession_study", "small_data_study", "cd_study", "generative_study",
 )
 
 
@@ -55,6 +55,7 @@ def check_semantics(config, source="config"):
     _check_two_photon_study(config, source)
     _check_latency_study(config)
     _check_multisession_study(config, source)
+    _check_generative_study(config, source)
     _check_nodes(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
@@ -154,6 +155,19 @@ def _check_multisession_study(config, source):
     for name in (config.get("nlb_study") or {}).get("datasets", []):
         if "sessions" in config.get("user_datasets", {}).get(name, {}):
             _fail(source, "nlb_study.datasets", f"'{name}' is a multisession dataset: list it in multisession_study.datasets")
+
+
+def _check_generative_study(config, source):
+    """Its models must generate from codes; its withheld directions must exist and leave some trained."""
+    study = config.get("generative_study") or {}
+    for name in study.get("models", []):
+        require_capability(name, config["models"][name], "code_generation", "generative_study.models")
+    if study:
+        n_directions = config["reaching"]["n_directions"]
+        withheld = study["withheld_directions"]
+        if max(withheld) >= n_directions or len(set(withheld)) >= n_directions:
+            _fail(source, "generative_study.withheld_directions",
+                  f"{withheld}: directions are 0..{n_directions - 1} (reaching.n_directions) and some must stay seen")
 
 
 def _check_nodes(config, source):

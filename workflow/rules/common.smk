@@ -14,7 +14,8 @@ MODEL_NAME = re.compile(
     r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?(?P<stitched>-S)?$"
 )
 MASKED_DATASET = re.compile(r"^(?P<source>[a-z0-9_]+)_bw[0-9]+$")
-SIMULATED_NWB = ["reaching"]
+# the simulated reaching task, and the same with the generative study's withheld directions
+SIMULATED_NWB = ["reaching", "reaching_unseen"]
 SIMULATED_MULTISESSION = "reaching_ms"
 
 
@@ -170,7 +171,29 @@ STUDY_DESIGNS = {
     ),
     "small_data_study": (trial_count_datasets, itemgetter("models")),
     "cd_study": (trial_count_datasets, itemgetter("models")),
+    "generative_study": (
+        lambda study: [f"reaching_unseen_{b}ms" for b in study["bin_sizes_ms"]],
+        itemgetter("models"),
+    ),
 }
+
+
+# the generative study's tables besides its metrics table: results/tables/generative_<table>.csv
+GENERATIVE_TABLES = ["disentanglement", "unseen", "realism"]
+
+
+def generative_dataset():
+    """The generative study's binned dataset: reaching_unseen at its one bin size."""
+    return f"reaching_unseen_{config['generative_study']['bin_sizes_ms'][0]}ms"
+
+
+def reaching_settings(name):
+    """Simulation settings of reaching dataset `name`: `reaching`, with the generative study's withheld
+    directions for reaching_unseen."""
+    if name == "reaching_unseen":
+        withheld = (config.get("generative_study") or {}).get("withheld_directions", [])
+        return {**config["reaching"], "withheld_directions": withheld}
+    return config["reaching"]
 
 
 def study_runs(name):
@@ -317,6 +340,12 @@ def all_targets():
         ]
     if "cd_study" in studies_with_runs():
         targets += ["results/tables/cd_study.csv", "results/figures/cd_validation.png"]
+    if "generative_study" in studies_with_runs():
+        targets += [
+            "results/tables/generative_study.csv",
+            *expand("results/tables/generative_{table}.csv", table=GENERATIVE_TABLES),
+            "results/figures/generative.png",
+        ]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]
     # every table also as a page the report shows inline (render_table)

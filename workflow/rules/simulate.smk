@@ -27,15 +27,17 @@ rule simulate_attractor:
 
 rule simulate_reaching:
     output:
-        nwb="results/data/nwb/reaching/reaching.nwb",
-        truth="results/data/nwb/reaching/reaching_truth.h5",
+        nwb="results/data/nwb/{reaching}/{reaching}.nwb",
+        truth="results/data/nwb/{reaching}/{reaching}_truth.h5",
     log:
-        "results/logs/simulate_reaching.log",
+        "results/logs/simulate_reaching/{reaching}.log",
+    wildcard_constraints:
+        reaching="reaching|reaching_unseen",
     conda:
         "../../envs/data.yaml"
     params:
         script=f"{SCRIPTS}/simulate_reaching.py",
-        settings=json_arg(config["reaching"]),
+        settings=lambda wildcards: json_arg(reaching_settings(wildcards.reaching)),
     shell:
         "python {params.script:q} --params-json {params.settings}"
         " --out {output.nwb:q} --truth {output.truth:q} > {log:q} 2>&1"

@@ -69,6 +69,16 @@ class StackedTrainingKind(Protocol):
         random numbers from `generators[m]`."""
 
 
+class CodeGenerationKind(Protocol):
+    """`model.py` of a kind with capability `code_generation`."""
+
+    CODE_LATENT: str  # the latent of `predict`'s output (latents/{split}_<name>, trials × code size): each trial's code
+
+    def generate(self, model, codes):
+        """Rates (trials × window and forward bins × held-in and held-out units, a tensor) of one trial
+        generated from each code (trials × code size, a tensor on the model's device)."""
+
+
 class TrainableModel(Protocol):
     """What `build` of a gradient-trained kind returns, besides being a `torch.nn.Module`.
 
@@ -102,6 +112,7 @@ MODULE_CAPABILITIES = {
     "latent_dynamics": LatentDynamicsKind,
     "realtime_inference": RealtimeInferenceKind,
     "stacked_training": StackedTrainingKind,
+    "code_generation": CodeGenerationKind,
 }
 MODEL_CAPABILITIES = {"latent_dynamics": LatentDynamicsModel}
 

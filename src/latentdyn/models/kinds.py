@@ -34,7 +34,10 @@ cheaply. Its fields (KIND_FILE_SCHEMA checks them):
                        passes its address in RAY_ADDRESS; elsewhere the kind starts a local Ray),
                        `stacked_training` (model.py has `stack(models, generators)`:
                        K models of one shape trained as one, each member a run of its own, equal to
-                       training it alone; training/contract.py, training/stacked.py)
+                       training it alone; training/contract.py, training/stacked.py),
+                       `code_generation` (each trial has a code, the output latent `CODE_LATENT` of its
+                       model.py, and `generate(model, codes) -> rates` gives a trial from any code: the
+                       generative study's disentanglement, unseen-condition and realism experiments)
     stacking           optional, with `stacked_training`: `unless` (params that, when set, rule
                        stacking out: the model trains alone) and `member_resources` (mem_mb and
                        runtime that each member beyond the first adds to a stack's job)
@@ -79,7 +82,7 @@ from latentdyn.models.kind_contract import check_implementation
 BUILT_IN_PACKAGE = "latentdyn.models"
 ENTRY_POINT_GROUP = "latentdyn.kinds"
 CAPABILITIES = ["latent_dynamics", "multisession", "realtime_inference", "compiled_inference", "stacked_training",
-                "ray_cluster"]
+                "ray_cluster", "code_generation"]
 RUN_FIGURE_CONDITIONS = {
     "type": "object",
     "additionalProperties": False,

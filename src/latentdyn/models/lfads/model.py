@@ -35,6 +35,7 @@ from latentdyn.training.contract import StepResult
 TRUE_RATES = ("true_rates_heldin", "true_rates_heldout")  # the order of the readout's units
 
 STATE_LATENT = "gen_states"  # the generator state is LFADS's dynamical state
+CODE_LATENT = "ic_mean"  # a trial's code: the posterior mean of its initial condition
 PREDICT_ROWS = 2048  # trials × posterior samples decoded at once in `predict`
 
 
@@ -339,3 +340,19 @@ def _posterior_average(model, encoder_input, ext_input, n_samples, n_bins):
     # Gaussian means may be negative; the output format's rates are not.
     rates = average(model.distribution.mean(output.params).clamp_min(0.0))
     return {"rates": rates, **{name: model.latents_by_trial(value) for name, value in latents.items()}}
+
+
+@torch.no_grad()
+def generate(model, codes):
+    """Rates of the trials whose initial conditions are `codes` (trials × ic_dim): the generator started
+    from each, the controller fed a zero input encoding (there is no trial to infer inputs from) and its
+    inferred inputs taken at their mean. Deterministic: what LFADS puts into inferred inputs, a trial's
+    own variability among it, is not generated."""
+    model.eval()
+    decoder = model.decoder
+    ci = None
+    if decoder.co_dim:
+        ci_size = decoder.controller.input_size - decoder.factor_map.weight.shape[0]
+        ci = codes.new_zeros(len(codes), decoder.n_bins, ci_size)
+    output = model.decode(codes, torch.zeros_like(codes), ci, sample=False)
+    return model.distribution.mean(output.params).clamp_min(0.0)
