@@ -46,10 +46,22 @@ GLOSSARY = {
     "throughput_batch": ("trials per call of the throughput columns only (latency is at batch 1)", "trials", 0),
     "max_abs_diff": ("largest |rate − fp32 eager rate| of the variant", "spikes/bin", 6),
     "device": ("where it ran", "", None),
+    "dci_disentanglement": ("DCI disentanglement of the codes: how much each code dim is about one factor", "", 3),
+    "dci_completeness": ("DCI completeness: how much each factor is held by one code dim", "", 3),
+    "dci_informativeness": ("DCI informativeness: held-out R² of the factors from the code (trees)", "", 3),
+    "angle_r2": ("R² of reach angle (cos, sin) decoded from the code by ridge, held-out trials", "", 3),
+    "velocity_r2": ("R² of hand velocity (from the code, or decoded from generated rates)", "", 3),
+    "direction": ("withheld reach direction (index of the task's directions)", "", 0),
+    "psth_r2": ("R² of generated mean rates against the real withheld trials' rates, mean over units", "", 3),
+    "angle_error_deg": ("angle between the decoded and the real reach", "degrees", 1),
+    "kl_population_count": ("KL (generated ‖ real) of the population spike count per bin", "nats", 4),
+    "rmse_pairwise_corr": ("RMSE of the neuron-pair spike-count correlations", "", 4),
+    "rmse_isi_mean": ("RMSE over neurons of the mean inter-spike interval", "s", 4),
+    "rmse_isi_sd": ("RMSE over neurons of the s.d. of inter-spike intervals", "s", 4),
 }
 BAND = re.compile(r"^subframe_rate_r2_(?P<band>[0-9.]+-[0-9.]+)hz$")
 # Numeric columns that describe a configuration, not a result: rows that share them are repeats (seeds).
-CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "throughput_batch"}
+CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "throughput_batch", "direction"}
 
 
 def describe(column):
