@@ -17,13 +17,13 @@ def plot_generative(data, colours):
     """`data`: the figure data (name -> array; generative_study.py writes it); `colours`: model -> colour."""
     runs = sorted(name.removesuffix("/codes") for name in data if name.endswith("/codes"))
     withheld = [int(d) for d in data["withheld"]]
-    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(4 * (len(runs) + 1), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(runs) + 1, figsize=(4 * (len(runs) + 1), 4.5), squeeze=False)
     angles, held = data["angles"], data["withheld_trial"].astype(bool)
     for ax, run in zip(axes[0], runs):
         pcs = _top_pcs(data[f"{run}/codes"])
         points = ax.scatter(pcs[~held, 0], pcs[~held, 1], c=angles[~held], cmap="hsv", vmin=0, vmax=2 * np.pi, s=12)
         ax.scatter(pcs[held, 0], pcs[held, 1], c=angles[held], cmap="hsv", vmin=0, vmax=2 * np.pi, s=40, marker="x")
-        ax.set(title=f"{run}: codes' top PCs", xlabel="PC 1", ylabel="PC 2")
+        ax.set(title=f"{run}\ncodes' top PCs", xlabel="PC 1", ylabel="PC 2")
     fig.colorbar(points, ax=axes[0][: len(runs)].tolist(), label="reach angle (rad); x = withheld direction")
     ax = axes[0][-1]
     for direction in withheld:
@@ -35,6 +35,7 @@ def plot_generative(data, colours):
             model = run.split("/")[0]
             decoded = np.cumsum(data[f"{run}/velocity_{direction}"], axis=0)
             ax.plot(decoded[:, 0], decoded[:, 1], color=colours.get(model), label=f"{run} generated" if direction == withheld[0] else None)
-    ax.set(title="withheld directions: decoded reach", xlabel="x (summed velocity)", ylabel="y", aspect="equal")
+    ax.set(title="withheld directions:\nreach decoded from generated trials", xlabel="x (summed velocity)", ylabel="y",
+           aspect="equal")
     legend_below(fig, [ax])
     return fig
