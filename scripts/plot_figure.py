@@ -220,6 +220,12 @@ def main():
     shared.add_argument("--sessions", nargs="+", required=True, help="each session's binned dataset, in order")
     shared.add_argument("--outputs", nargs="+", required=True, help="each session's part of the stitched run")
     shared.add_argument("--title", required=True)
+    gain = sub.add_parser("multisession-trials")
+    gain.add_argument("--table", required=True, help="results/tables/multisession_study.csv")
+    gain.add_argument("--sessions", nargs="+", required=True,
+                      help="the study's session binned datasets, results/data/binned/<session>_<bin>ms.h5")
+    gain.add_argument("--sets", type=json.loads, default={},
+                      help="JSON: session dataset -> panel (its multisession set)")
     trials = sub.add_parser("metrics-vs-trials")
     trials.add_argument("--table", required=True, help="a study table of <dataset>_full<n> runs")
     trials.add_argument("--colours", type=json.loads, required=True, help="JSON: model name -> colour")
@@ -262,6 +268,10 @@ def main():
     elif args.figure == "multisession-factors":
         fig = multisession.plot_shared_factors(
             [_factors_by_condition(data, output) for data, output in zip(args.sessions, args.outputs)], args.title)
+    elif args.figure == "multisession-trials":
+        counts = {Path(path).stem: len(read_binned(path, ["train_spikes_heldin"])[0]["train_spikes_heldin"])
+                  for path in args.sessions}
+        fig = multisession.plot_gain_vs_trials(pd.read_csv(args.table), counts, args.sets)
     elif args.figure == "metrics-vs-trials":
         fig = overfitting.plot_metrics_vs_trials(pd.read_csv(args.table), args.colours)
     elif args.figure == "cd-validation":

@@ -62,3 +62,31 @@ def test_shared_factors_figure_draws_each_sessions_conditions_on_shared_axes():
     fig = plot_shared_factors(sessions, "toy")
     assert len(fig.axes) == 3 and all(len(ax.lines) == 2 * 3 for ax in fig.axes)  # a path and a dot per condition
     assert len({ax.get_xlim() for ax in fig.axes}) == 1
+
+
+def test_trials_figure_draws_one_line_per_variant_at_the_sessions_trial_counts():
+    import pandas as pd
+
+    from latentdyn.plots.multisession import plot_gain_vs_trials
+
+    counts = {"ms_s00_20ms": 86, "ms_s01_20ms": 43, "ms_s02_20ms": 14}
+    rows = [{"dataset": d, "model": m, "seed": seed, "rate_r2": r2 + 0.01 * seed}
+            for d, r2 in zip(counts, (0.7, 0.6, 0.3)) for m in ("m", "m-S") for seed in (0, 1)]
+    rows.append({"dataset": "mc_maze_small_20ms", "model": "m", "seed": 0, "rate_r2": float("nan")})  # no truth
+    fig = plot_gain_vs_trials(pd.DataFrame(rows), counts, {d: "ms 20 ms" for d in counts})
+    (ax,) = fig.axes
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) > 1]
+    assert len(lines) == 2 and all(sorted(line.get_xdata()) == [14, 43, 86] for line in lines)
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["m, alone", "m, stitched"]
+    assert "2 seeds" in ax.get_title()
+
+
+def test_trials_figure_says_when_every_session_has_the_same_count():
+    import pandas as pd
+
+    from latentdyn.plots.multisession import plot_gain_vs_trials
+
+    study = pd.DataFrame({"dataset": ["ms_s00_20ms", "ms_s00_20ms", "ms_s01_20ms", "ms_s01_20ms"],
+                          "model": ["m", "m-S"] * 2, "rate_r2": [0.5, 0.6, 0.4, 0.5]})
+    fig = plot_gain_vs_trials(study, {"ms_s00_20ms": 43, "ms_s01_20ms": 43})
+    assert "all sessions have 43 training trials" in fig.axes[0].get_title()

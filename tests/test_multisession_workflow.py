@@ -25,12 +25,13 @@ def test_small_config_plans_stitched_and_single_session_runs_scored_per_session(
     assert jobs["train"] == jobs["predict"] == n_models * (n_sessions + 1)  # the stitched run and each session alone
     assert jobs["unstitch"] == n_models * n_sessions and jobs["evaluate"] == 2 * n_models * n_sessions
     assert jobs["multisession_decoding"] == jobs["figure_multisession_factors"] == n_models
-    assert jobs["figure_multisession"] == jobs["collect_metrics"] == 1
+    assert jobs["figure_multisession"] == jobs["figure_multisession_trials"] == jobs["collect_metrics"] == 1
 
 
 def test_fewer_trials_config_plans_over_the_small_one(tmp_path):
     jobs = run_workflow(tmp_path, [SMALL, REPO / "config" / "multisession_fewer_trials.yaml"])
     assert jobs["simulate_multisession"] == 1 and jobs["multisession_decoding"] == 1
+    assert jobs["figure_multisession_trials"] == 1  # experiment 2's figure: rate R² vs each session's trials
 
 
 def user_multisession(tmp_path, n_sessions=3):

@@ -61,6 +61,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["train"] == scored + alone + stitched + pretrained - attractor_runs
     assert jobs["evaluate"] == scored + 2 * alone and jobs["unstitch"] == alone
     assert jobs["stitch_sessions"] == jobs["multisession_decoding"] == stitched and jobs["simulate_multisession"] == 1
+    assert jobs["figure_multisession"] == jobs["figure_multisession_trials"] == 1
     assert jobs["keep_full_trials"] == len(pretraining["full_trials"]) + subsets and jobs["figure_sbtt_pretraining"] == 1
     assert jobs["figure_small_data"] == jobs["figure_cd_validation"] == jobs["nlb_submission"] == 1
     assert jobs["simulate_chaotic_rnn"] == jobs["figure_synthetic_rate_r2"] == 1

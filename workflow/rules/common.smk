@@ -331,6 +331,7 @@ def all_targets():
         targets += [
             "results/tables/multisession_study.csv",
             "results/figures/multisession.png",
+            "results/figures/multisession_trials.png",  # planned even where all counts match: see the rule
             *multisession_factor_figures(),
         ]
     if "small_data_study" in studies_with_runs():

@@ -122,6 +122,34 @@ rule figure_multisession:
         " --decoding {input.decoding:q} --out {output.png:q} > {log:q} 2>&1"
 
 
+# Experiment 2 (issue 18): rate R² vs each session's training-trial count, stitched vs alone. Planned
+# whenever the study runs (plot_gain_vs_trials says why, and what the figure shows when all counts match).
+rule figure_multisession_trials:
+    input:
+        table="results/tables/multisession_study.csv",
+        sessions=[
+            f"results/data/binned/{session}.h5"
+            for session in multisession_study_sessions()
+        ],
+    output:
+        png=report(
+            "results/figures/multisession_trials.png",
+            category="Multisession stitching",
+            caption="../report/multisession_trials.rst",
+        ),
+        pdf="results/figures/multisession_trials.pdf",
+    log:
+        "results/logs/figures/multisession_trials.log",
+    conda:
+        "../../envs/plot.yaml"
+    params:
+        script=f"{SCRIPTS}/plot_figure.py",
+        sets=json_arg(multisession_study_sessions()),
+    shell:
+        "python {params.script:q} multisession-trials --table {input.table:q}"
+        " --sessions {input.sessions:q} --sets {params.sets} --out {output.png:q} > {log:q} 2>&1"
+
+
 rule figure_multisession_factors:
     input:
         unpack(decoding_inputs),

@@ -56,3 +56,15 @@ def multisession_factor_figures():
         for b in study.get("bin_sizes_ms", [])
         for model in study.get("models", [])
     ]
+
+
+def multisession_study_sessions():
+    """Session dataset (<session>_<bin>ms) -> its multisession set and bin size, '<set> <bin> ms', for
+    every session of the study, in session order."""
+    study = config.get("multisession_study") or {}
+    return {
+        f"{session}_{b}ms": f"{dataset} {b} ms"
+        for dataset in study.get("datasets", [])
+        for b in study.get("bin_sizes_ms", [])
+        for session in MULTISESSION[dataset]
+    }

@@ -1,8 +1,9 @@
 """The multisession figure (issue 18, the tutorial's per-session bars; README §10): per session, what
 stitching changes against the same model on that session alone, how well velocity decodes from the
 stitched factors within and across sessions and from smoothed spikes, and each stitched model's
-validation NLL (PCR vs random read-in when the study has both); and every session's factors in the one
-space they share (`plot_shared_factors`)."""
+validation NLL (PCR vs random read-in when the study has both); every session's factors in the one
+space they share (`plot_shared_factors`); and experiment 2's rate R² against each session's training-trial
+count, stitched vs alone (`plot_gain_vs_trials`)."""
 
 import re
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from latentdyn.plots.common import panel_grid
+from latentdyn.plots.common import draw_seeds_and_mean, panel_grid, seeds_note
 
 SESSION = re.compile(r"_s(?P<session>[0-9]+)_[0-9]+ms$")
 R2_FLOOR = -1.0
@@ -72,5 +73,49 @@ def plot_shared_factors(sessions, title):
         ax.set(title=f"session {s}", xlim=(low[0], high[0]), ylim=(low[1], high[1]), xticks=[], yticks=[])
     axes[0].set(xlabel="factor PC 1", ylabel="factor PC 2")
     fig.suptitle(f"{title}: condition-averaged factors (dot: window start), one colour per condition")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gain_vs_trials(study, trial_counts, sets=None):
+    """Experiment 2 (issue 18): does a session with few trials gain more from stitching? Rate R² against the
+    true rates vs the session's number of training trials, one line per variant (`<m>` alone, `<m>-S` its
+    part of the stitched run), each seed a small dot and the mean over seeds a large marker when there are
+    several (draw_seeds_and_mean); one panel per multisession set.
+
+    `study`: multisession_study.csv; `trial_counts`: session dataset (<session>_<bin>ms) -> its training
+    trials (the first dimension of its binned file's train_spikes_heldin); `sets`: session dataset -> the
+    multisession set (and bin size) it belongs to, for the panels (default: one panel). Rows of datasets
+    missing from `trial_counts`, and rows without true rates (NLB sessions), are left out.
+
+    The workflow plans this figure whenever the multisession study runs, not only when the config gives
+    its sessions different trial counts: a user's sessions differ or not by what their NWB files hold, which
+    is known only once they are binned. Where a panel's sessions all have the same count the panel says so
+    in its title ("all sessions have n training trials"): its points, one x, show no trend."""
+    sets = sets or {}
+    table = study[study["dataset"].isin(list(trial_counts))].dropna(subset=["rate_r2"])
+    table = table.assign(
+        trials=table["dataset"].map(trial_counts).astype(int),
+        variant=table["model"].str.removesuffix("-S")
+        + table["model"].str.endswith("-S").map({True: ", stitched", False: ", alone"}),
+        panel=table["dataset"].map(lambda d: sets.get(d, "")),
+    )
+    variants = sorted(table["variant"].unique())
+    palette = dict(zip(variants, sns.color_palette("tab10", len(variants))))
+    panels = sorted(table["panel"].unique()) or [""]
+    fig, axes = panel_grid(len(panels), 4.6, 3.4)
+    for ax, panel in zip(axes, panels):
+        rows = table[table["panel"] == panel]
+        if rows.empty:
+            ax.text(0.5, 0.5, "no session with true rates", ha="center", va="center", transform=ax.transAxes)
+            ax.set(xticks=[], yticks=[])
+            continue
+        n = draw_seeds_and_mean(ax, rows, "trials", "rate_r2", "variant", palette)
+        counts = sorted(rows["trials"].unique())
+        same = f"all sessions have {counts[0]} training trials: no trend to read" if len(counts) == 1 else ""
+        ax.set(xticks=counts, xlabel="training trials of the session", ylabel="rate R² vs true rates",
+               title="\n".join(t for t in (panel, same, seeds_note(n)) if t))
+        ax.legend(fontsize=7, title=None)
+    fig.suptitle("Fewer trials per session: stitched vs alone", fontsize=10)
     fig.tight_layout()
     return fig
