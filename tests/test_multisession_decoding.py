@@ -52,6 +52,10 @@ def test_the_figure_draws_per_session_bars_from_both_tables():
     fig = plot_multisession(study, decoding)
     bars = [len(ax.patches) for ax in fig.axes]
     assert bars[0] >= 4 and bars[2] >= 2 * 5  # spikes once, within and across per model, per session
+    # NLB datasets as sessions (the paper config's mc_maze_lms) have no _s<nn> in their names
+    nlb = study.assign(dataset=["mc_maze_large_20ms"] * 2 + ["mc_maze_small_20ms"] * 2)
+    labels = [tick.get_text() for tick in plot_multisession(nlb, decoding).axes[0].get_xticklabels()]
+    assert labels == ["mc_maze_large", "mc_maze_small"]
 
 
 def test_shared_factors_figure_draws_each_sessions_conditions_on_shared_axes():

@@ -17,11 +17,18 @@ SESSION = re.compile(r"_s(?P<session>[0-9]+)_[0-9]+ms$")
 R2_FLOOR = -1.0
 
 
+def session_label(dataset):
+    """The session's index for a simulated or user session (<set>_s<nn>_<bin>ms), else the dataset's own
+    name without its bin (an NLB dataset used as a session, e.g. mc_maze_large_20ms -> mc_maze_large)."""
+    match = SESSION.search(dataset)
+    return int(match["session"]) if match else re.sub(r"_[0-9]+ms$", "", dataset)
+
+
 def plot_multisession(study, decoding):
     """`study`: multisession_study.csv (a row per session dataset and model, <model>-S the stitched run's
     part); `decoding`: the stitched runs' decoding.csv rows."""
     study = study.assign(
-        session=study["dataset"].str.extract(SESSION)["session"].astype(int),
+        session=study["dataset"].map(session_label),
         base=study["model"].str.removesuffix("-S"),
         training=study["model"].str.endswith("-S").map({True: "stitched", False: "alone"}),
     )
