@@ -26,7 +26,6 @@ def parse_args(argv):
     parser.add_argument("--trials-per-direction", type=int)
     parser.add_argument("--n-neurons", type=int)
     parser.add_argument("--heldout-fraction", type=float)
-    parser.add_argument("--withheld-directions", type=int, nargs="*", metavar="INDEX")
     parser.add_argument("--split-fractions", type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--seed", type=int)
     return parser.parse_args(argv)
@@ -42,8 +41,8 @@ def main(argv=None):
     if not isinstance(params, dict):
         raise InputError("--params-json", "<json>", "must be a JSON object of parameters")
     overrides = {name: getattr(args, name) for name in (
-        "n_directions", "trials_per_direction", "n_neurons", "heldout_fraction", "withheld_directions",
-        "split_fractions", "seed")}
+        "n_directions", "trials_per_direction", "n_neurons", "heldout_fraction", "split_fractions",
+        "seed")}
     params.update({name: value for name, value in overrides.items() if value is not None})
     config = ReachingConfig.from_mapping(params, source="--params-json and flags")
     truth = args.truth or truth_path_for(args.out)

@@ -1,19 +1,97 @@
 """The generative study (workflow/rules/generative.smk, metrics/generation.py): planned by its small config,
 run end to end on tiny models, and its config checked before any job."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from latentdyn.errors import ConfigError
+from latentdyn.data import reaching, subsets
+from latentdyn.data.format import write_binned
+from latentdyn.data.nlb import make_binned_tensors
+from latentdyn.data.nlb_specs import dataset_spec
+from latentdyn.errors import ConfigError, InputError
 from latentdyn.metrics import generation
+from nlb_reference import REFERENCE_DIR
 from workflow_api import REPO, TINY_CONFIG, run_workflow
 
 SMALL_CONFIG = REPO / "config" / "generative_small.yaml"
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
-TINY_STUDY = {"generative_study": {"bin_sizes_ms": [20], "withheld_directions": [1], "models": ["gnocchi_tiny", "lfads_tiny"],
-                                   "seeds": [0]}}
+TINY_STUDY = {"generative_study": {"datasets": ["reaching_20ms"],
+                                   "withheld_conditions": {"reaching_20ms": ["trial_type=1, trial_version=0"]},
+                                   "models": ["gnocchi_tiny", "lfads_tiny"], "seeds": [0]}}
+
+
+@pytest.fixture(scope="module")
+def binned_reaching(tmp_path_factory):
+    """The simulated reaching task (8 directions) binned at 20 ms through the MC_Maze path, val phase."""
+    folder = tmp_path_factory.mktemp("reaching")
+    config = reaching.ReachingConfig(n_directions=8, trials_per_direction=10, n_neurons=16, seed=2)
+    reaching.make_reaching_dataset(folder / "r.nwb", folder / "r_truth.h5", config)
+    return make_binned_tensors([folder / "r.nwb"], dataset_spec("mc_maze"), 20, "val", truth_path=folder / "r_truth.h5")
+
+
+def test_condition_angles_are_the_true_reach_directions(binned_reaching):
+    """The mean displacement over the window points within a few degrees of the simulated direction (its
+    rotational dynamics curve the reach a little: 2.7° at most here)."""
+    arrays, attrs = binned_reaching
+    angles = subsets.condition_angles(arrays)
+    directions = [int(name.split(",")[0].removeprefix("trial_type=")) for name in attrs["conditions"]]
+    gaps = (angles - 2 * np.pi * np.array(directions) / 8 + np.pi) % (2 * np.pi) - np.pi
+    assert np.degrees(np.abs(gaps)).max() < 5.0
+
+
+def test_withheld_conditions_leave_training_and_their_trials_move_to_evaluation(binned_reaching):
+    arrays, attrs = binned_reaching
+    derived, derived_attrs = subsets.withhold_conditions(arrays, attrs, 2)
+    withheld = [attrs["conditions"].index(name) for name in derived_attrs["withheld_conditions"]]
+    assert np.degrees(subsets.condition_angles(arrays)[withheld]) == pytest.approx([90, 270], abs=5)
+    train, evaluation = (subsets.trial_conditions(derived, split) for split in ("train", "eval"))
+    assert not np.isin(train, withheld).any()
+    n_eval = len(arrays["eval_spikes_heldin"])
+    for condition in range(len(attrs["conditions"])):
+        before = np.concatenate([arrays["train_trial_ids"][arrays["train_cond_idx"][condition]],
+                                 arrays["eval_trial_ids"][arrays["eval_cond_idx"][condition]]])
+        after = np.concatenate([derived["train_trial_ids"][derived["train_cond_idx"][condition]],
+                                derived["eval_trial_ids"][derived["eval_cond_idx"][condition]]])
+        assert sorted(before) == sorted(after)  # no trial lost or doubled
+    moved = np.arange(n_eval, len(derived["eval_spikes_heldin"]))
+    assert np.isin(evaluation[moved], withheld).all() and len(moved) == derived_attrs["n_train_moved"] == 12
+    source_rows = np.searchsorted(arrays["train_trial_ids"], derived["eval_trial_ids"][moved])
+    for key in ("spikes_heldin", "spikes_heldout", "behavior", "true_rates_heldin", "spikes_heldout_forward"):
+        np.testing.assert_array_equal(derived[f"eval_{key}"][moved], arrays[f"train_{key}"][source_rows])
+        np.testing.assert_array_equal(derived[f"eval_{key}"][:n_eval], arrays[f"eval_{key}"])
+    by_name, _ = subsets.withhold_conditions(arrays, attrs, derived_attrs["withheld_conditions"])
+    assert all(np.array_equal(by_name[key], derived[key]) for key in derived if not key.endswith("cond_idx"))
+
+
+def test_a_maze_recording_withholds_the_condition_nearest_the_chosen_angle():
+    """MC_Maze's layout (the NLB reference vector, 8 trial_type × trial_version conditions whose reaches
+    point at 0°, 30°, 90°, ... 300°): withholding one condition takes the one reaching nearest 180°."""
+    arrays, attrs = make_binned_tensors([REFERENCE_DIR / "nlb_vectors" / "maze_simple.nwb"], dataset_spec("mc_maze"),
+                                        20, "val")
+    angles = np.degrees(subsets.condition_angles(arrays))
+    assert np.abs((angles - [0, 30, 90, 120, 180, 210, 270, 300] + 180) % 360 - 180).max() < 0.1
+    derived, derived_attrs = subsets.withhold_conditions(arrays, attrs, 1)
+    assert derived_attrs["withheld_conditions"] == ["trial_type=2, trial_version=0"]
+    assert len(derived["train_cond_idx"][4]) == 0 and len(derived["eval_cond_idx"][4]) == 4
+
+
+@pytest.mark.parametrize("withheld", [["trial_type=9, trial_version=0"], 8, 0])
+def test_conditions_that_cannot_be_withheld_are_one_line_naming_the_file(tmp_path, binned_reaching, withheld):
+    arrays, attrs = binned_reaching
+    with pytest.raises(InputError, match="conditions"):
+        subsets.withhold_conditions(arrays, attrs, withheld, path="data.h5")
+    write_binned(tmp_path / "in put.h5", arrays, attrs)
+    out = tmp_path / "out.h5"
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / "keep_trials.py"), "--data", str(tmp_path / "in put.h5"),
+                             "--withhold", json.dumps(withheld),
+                             "--out", str(out)], capture_output=True, text=True)
+    assert result.returncode == 2 and "in put.h5" in result.stderr and not out.exists()
 
 
 def test_the_small_config_plans_the_study_and_nothing_else(tmp_path):
@@ -22,41 +100,49 @@ def test_the_small_config_plans_the_study_and_nothing_else(tmp_path):
     runs = len(study["models"]) * len(study["seeds"])
     assert jobs["train"] == jobs["predict"] == jobs["evaluate"] == runs
     assert jobs["generative_study"] == jobs["figure_generative"] == jobs["simulate_reaching"] == 1
+    assert jobs["withhold_conditions"] == 1
     assert "simulate_attractor" not in jobs and "figure_nlb_metrics" not in jobs
 
 
 def test_the_study_runs_end_to_end_and_scores_every_run(tmp_path):
     run_workflow(tmp_path, [TINY_CONFIG], config=TINY_STUDY, executor="local",
-                 targets=["results/figures/generative.png", "results/tables/generative_study.csv"])
+                 targets=["results/figures/generative_reaching_20ms_unseen.png", "results/tables/generative_study.csv"])
     tables = {name: pd.read_csv(tmp_path / "results" / "tables" / f"generative_{name}.csv")
               for name in ("disentanglement", "unseen", "realism")}
     models = {"gnocchi_tiny", "lfads_tiny"}
     assert set(tables["disentanglement"]["model"]) == models
-    assert set(tables["unseen"]["model"]) == models | {"nearest seen"} and set(tables["unseen"]["direction"]) == {1}
+    assert set(tables["unseen"]["model"]) == models | {"nearest seen"}
+    assert set(tables["unseen"]["condition"]) == {"trial_type=1, trial_version=0"}
+    assert tables["unseen"]["angle_deg"].between(80, 100).all()  # direction 1 of 4: 90°
+    assert all(set(table["dataset"]) == {"reaching_20ms_unseen"} for table in tables.values())
     assert set(tables["realism"]["model"]) == models | {"real half vs half"}
     for table in tables.values():
-        numbers = table.drop(columns=["model"]).to_numpy(dtype=float)
+        numbers = table.drop(columns=["dataset", "model", "condition"], errors="ignore").to_numpy(dtype=float)
         assert np.isfinite(numbers).all()
     metrics = pd.read_csv(tmp_path / "results" / "tables" / "generative_study.csv")
-    assert set(metrics["model"]) == models and (tmp_path / "results" / "figures" / "generative.png").stat().st_size > 0
+    figure = tmp_path / "results" / "figures" / "generative_reaching_20ms_unseen.png"
+    assert set(metrics["model"]) == models and figure.stat().st_size > 0
 
 
 @pytest.mark.parametrize(
     ("study", "named"),
     [
         ({**TINY_STUDY["generative_study"], "models": ["smoothing"]}, "generative_study.models"),
-        ({**TINY_STUDY["generative_study"], "withheld_directions": [9]}, "generative_study.withheld_directions"),
+        ({**TINY_STUDY["generative_study"], "datasets": ["lorenz_20ms"]}, "generative_study.datasets"),
+        ({**TINY_STUDY["generative_study"], "datasets": ["reaching_5ms"]}, "generative_study.withheld_conditions"),
+        ({**TINY_STUDY["generative_study"], "withheld_conditions": {"reaching_20ms": 0}},
+         "generative_study.withheld_conditions"),
     ],
 )
-def test_a_model_that_cannot_generate_or_a_direction_that_does_not_exist_is_named(tmp_path, study, named):
+def test_a_model_that_cannot_generate_or_a_dataset_without_conditions_is_named(tmp_path, study, named):
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         run_workflow(tmp_path, [TINY_CONFIG], config={"generative_study": study})
     assert not (tmp_path / "results").exists()
 
 
-def test_a_withheld_direction_is_scored_against_its_own_trials_and_the_nearest_seen_one():
-    """On known rates: generating the withheld direction's true rates scores PSTH R² 1 and angle error 0;
-    the nearest seen direction is found across the wrap-around."""
+def test_a_withheld_condition_is_scored_against_its_own_trials_and_the_nearest_seen_one():
+    """On known rates: generating the withheld condition's true rates scores PSTH R² 1 and angle error 0;
+    the nearest seen condition is found across the wrap-around."""
     rng = np.random.default_rng(0)
     rates = rng.uniform(0.1, 2.0, (10, 12, 5))
     velocity = np.stack([np.full(12, 1.0), np.full(12, 1.0)], axis=-1)  # a 45° reach
@@ -64,5 +150,7 @@ def test_a_withheld_direction_is_scored_against_its_own_trials_and_the_nearest_s
     scores, _ = generation.unseen_scores(rates, rates.mean(0), generation.decode_velocity(decoder, rates.mean(0)[None])[0],
                                          decoder)
     assert scores["psth_r2"] == pytest.approx(1.0) and scores["angle_error_deg"] == pytest.approx(0.0, abs=1e-6)
-    assert generation.nearest_seen_direction(7, [0, 3, 5], 8) == 0
+    seen_angles = 2 * np.pi * np.array([0, 3, 5]) / 8
+    assert generation.nearest_seen(2 * np.pi * 7 / 8, seen_angles) == 0
+    assert generation.nearest_seen(2 * np.pi * 4.4 / 8, seen_angles) == 2
     assert generation.reach_angle_error_deg(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])) == pytest.approx(90.0)

@@ -16,7 +16,7 @@ from latentdyn.errors import InputError
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "simulate_reaching.py"
 CONFIG = ReachingConfig(n_directions=4, trials_per_direction=10, n_neurons=20, heldout_fraction=0.25,
-                        withheld_directions=(2,), split_fractions=(0.6, 0.2, 0.2), seed=3)
+                        split_fractions=(0.6, 0.2, 0.2), seed=3)
 # what nlb_tools' loader and make_tensors read from an MC_Maze file
 MAZE_TRIAL_FIELDS = {"start_time", "stop_time", "split", "move_onset_time", "target_on_time",
                      "go_cue_time", "trial_type", "trial_version", "maze_id", "success", "rt", "delay"}
@@ -84,11 +84,7 @@ def test_trial_counts_per_split_and_direction(written):
     counts = trials.groupby(["trial_type", "split"]).size().unstack(fill_value=0)
     for direction in range(CONFIG.n_directions):
         row = counts.loc[direction]
-        if direction in CONFIG.withheld_directions:
-            assert (row.get("train", 0), row["val"], row["test"]) == (0, 5, 5)
-        else:
-            assert (row["train"], row["val"], row["test"]) == (6, 2, 2)
-    assert not set(trials.trial_type[trials.split == "train"]) & set(CONFIG.withheld_directions)
+        assert (row["train"], row["val"], row["test"]) == (6, 2, 2)
     assert (trials.maze_id == trials.trial_type).all() and trials.success.all()
 
 
@@ -133,8 +129,6 @@ def test_same_seed_same_session_other_seed_differs():
 
 @pytest.mark.parametrize("params, field", [
     ({"n_directions": 4, "color": 1}, "color"),
-    ({"n_directions": 4, "withheld_directions": [4]}, "withheld_directions"),
-    ({"n_directions": 2, "withheld_directions": [0, 1]}, "withheld_directions"),
     ({"split_fractions": [0.5, 0.2, 0.2]}, "split_fractions"),
     ({"n_neurons": 4, "heldout_fraction": 0.9}, "heldout_fraction"),
 ])

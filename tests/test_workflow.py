@@ -53,7 +53,7 @@ def test_paper_config_plans_every_combination(tmp_path):
     stitched = len(multisession["datasets"]) * per_setting
     scored += sum(trial_count_runs.values())
     generative = config["generative_study"]
-    scored += len(generative["models"]) * len(generative["seeds"]) * len(generative["bin_sizes_ms"])
+    scored += len(generative["models"]) * len(generative["seeds"]) * len(generative["datasets"])
     jobs = run_workflow(tmp_path)
     # the attractor runs of one generator and latent size train as one stack (every system and seed)
     assert jobs["train_stack"] == len(study["models"]) * len(study["latent_sizes"])
@@ -70,8 +70,8 @@ def test_paper_config_plans_every_combination(tmp_path):
     assert jobs["simulate_attractor"] == len(study["systems"])
     assert jobs["download_nlb"] == len([d for d in nlb["datasets"] if d in config["nlb_sources"]])
     binned = {f"{d}_{b}ms" for d in nlb["datasets"] for b in nlb["bin_sizes_ms"]}
-    binned |= {f"reaching_unseen_{b}ms" for b in generative["bin_sizes_ms"]}
-    assert jobs["generative_study"] == jobs["figure_generative"] == 1
+    binned |= set(generative["datasets"])  # the sources of <dataset>_unseen
+    assert jobs["generative_study"] == 1 and jobs["figure_generative"] == jobs["withhold_conditions"] == 2
     binned |= {f"{s}_{b}ms" for d in multisession["datasets"] for s in sessions[d] for b in multisession["bin_sizes_ms"]}
     assert jobs["bin_nwb"] == len(binned)  # MC_Maze L/M/S sessions are the NLB study's binned files
     per_system = len(study["models"]) * len(study["trajectory_latent_sizes"])

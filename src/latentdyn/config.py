@@ -1,6 +1,8 @@
 """Config checking with one clear line per error: the schema before Snakemake fills its defaults, then
 what a schema cannot say."""
 
+import re
+
 import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -158,16 +160,18 @@ def _check_multisession_study(config, source):
 
 
 def _check_generative_study(config, source):
-    """Its models must generate from codes; its withheld directions must exist and leave some trained."""
+    """Its models must generate from codes; its datasets must be binned recordings or simulations with
+    conditions (the count or names withheld are checked against the file when it is made)."""
     study = config.get("generative_study") or {}
     for name in study.get("models", []):
         require_capability(name, config["models"][name], "code_generation", "generative_study.models")
-    if study:
-        n_directions = config["reaching"]["n_directions"]
-        withheld = study["withheld_directions"]
-        if max(withheld) >= n_directions or len(set(withheld)) >= n_directions:
-            _fail(source, "generative_study.withheld_directions",
-                  f"{withheld}: directions are 0..{n_directions - 1} (reaching.n_directions) and some must stay seen")
+    sources = ["reaching", *config.get("nlb_sources", {}), *config.get("user_datasets", {})]
+    for name in study.get("datasets", []):
+        if re.sub(r"_[0-9]+ms$", "", name) not in sources:
+            _fail(source, "generative_study.datasets", f"'{name}' is not <source>_<bin>ms of a source with "
+                  f"conditions (known sources: {sources})")
+        if name not in study["withheld_conditions"]:
+            _fail(source, "generative_study.withheld_conditions", f"no entry for dataset '{name}'")
 
 
 def _check_nodes(config, source):

@@ -14,8 +14,8 @@ MODEL_NAME = re.compile(
     r"^(?P<base>[a-z][a-z0-9_]*)(?:-L(?P<latent>[1-9][0-9]*))?(?:-P(?P<pretrained>[1-9][0-9]*))?(?P<stitched>-S)?$"
 )
 MASKED_DATASET = re.compile(r"^(?P<source>[a-z0-9_]+)_bw[0-9]+$")
-# the simulated reaching task, and the same with the generative study's withheld directions
-SIMULATED_NWB = ["reaching", "reaching_unseen"]
+# the simulated reaching task
+SIMULATED_NWB = ["reaching"]
 SIMULATED_MULTISESSION = "reaching_ms"
 
 
@@ -172,7 +172,7 @@ STUDY_DESIGNS = {
     "small_data_study": (trial_count_datasets, itemgetter("models")),
     "cd_study": (trial_count_datasets, itemgetter("models")),
     "generative_study": (
-        lambda study: [f"reaching_unseen_{b}ms" for b in study["bin_sizes_ms"]],
+        lambda study: [f"{d}_unseen" for d in study["datasets"]],
         itemgetter("models"),
     ),
 }
@@ -182,18 +182,9 @@ STUDY_DESIGNS = {
 GENERATIVE_TABLES = ["disentanglement", "unseen", "realism"]
 
 
-def generative_dataset():
-    """The generative study's binned dataset: reaching_unseen at its one bin size."""
-    return f"reaching_unseen_{config['generative_study']['bin_sizes_ms'][0]}ms"
-
-
-def reaching_settings(name):
-    """Simulation settings of reaching dataset `name`: `reaching`, with the generative study's withheld
-    directions for reaching_unseen."""
-    if name == "reaching_unseen":
-        withheld = (config.get("generative_study") or {}).get("withheld_directions", [])
-        return {**config["reaching"], "withheld_directions": withheld}
-    return config["reaching"]
+def generative_sources():
+    """The binned datasets the generative study withholds conditions from (runs on <dataset>_unseen)."""
+    return (config.get("generative_study") or {}).get("datasets", [])
 
 
 def study_runs(name):
@@ -345,7 +336,10 @@ def all_targets():
         targets += [
             "results/tables/generative_study.csv",
             *expand("results/tables/generative_{table}.csv", table=GENERATIVE_TABLES),
-            "results/figures/generative.png",
+            *expand(
+                "results/figures/generative_{dataset}_unseen.png",
+                dataset=generative_sources(),
+            ),
         ]
     if latency_models():  # no runs: timed models are built, not trained
         targets += ["results/figures/ndt_latency.png", "results/tables/latency.csv"]

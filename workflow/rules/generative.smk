@@ -1,7 +1,8 @@
-# Generative models (capability code_generation: GNOCCHI, LFADS) on the simulated reaching task with whole
-# directions withheld from training (reaching_unseen): their codes' disentanglement, trials generated for
-# the withheld directions, realism of generated spikes (latentdyn.metrics.generation). The runs themselves
-# are ordinary runs (train.smk) and are scored as every run (evaluate.smk: results/tables/generative_study.csv).
+# Generative models (capability code_generation: GNOCCHI, LFADS) on datasets with whole conditions withheld
+# from training (<dataset>_unseen, rule withhold_conditions): their codes' disentanglement, trials generated
+# for the withheld conditions, realism of generated spikes (latentdyn.metrics.generation). The runs
+# themselves are ordinary runs (train.smk) and are scored as every run (evaluate.smk:
+# results/tables/generative_study.csv).
 
 
 localrules:
@@ -10,7 +11,9 @@ localrules:
 
 rule generative_study:
     input:
-        data=lambda wildcards: f"results/data/binned/{generative_dataset()}.h5",
+        data=lambda wildcards: [
+            f"results/data/binned/{d}_unseen.h5" for d in generative_sources()
+        ],
         outputs=lambda wildcards: [
             f"{run}/output.h5" for run in study_runs("generative_study")
         ],
@@ -26,7 +29,9 @@ rule generative_study:
             )
             for table in GENERATIVE_TABLES
         ],
-        figure_data="results/generative/figure_data.h5",
+        figure_data=expand(
+            "results/generative/{dataset}_unseen.h5", dataset=generative_sources()
+        ),
     log:
         "results/logs/generative_study.log",
     conda:
@@ -36,26 +41,24 @@ rule generative_study:
         runtime=60,
     params:
         script=f"{SCRIPTS}/generative_study.py",
-        n_directions=config["reaching"]["n_directions"],
     shell:
-        "python {params.script:q} --data {input.data:q} --n-directions {params.n_directions}"
-        " --outputs {input.outputs:q} --disentanglement {output.tables[0]:q}"
-        " --unseen {output.tables[1]:q} --realism {output.tables[2]:q}"
-        " --figure-data {output.figure_data:q} > {log:q} 2>&1"
+        "python {params.script:q} --data {input.data:q} --outputs {input.outputs:q}"
+        " --disentanglement {output.tables[0]:q} --unseen {output.tables[1]:q}"
+        " --realism {output.tables[2]:q} --figure-data {output.figure_data:q} > {log:q} 2>&1"
 
 
 rule figure_generative:
     input:
-        "results/generative/figure_data.h5",
+        "results/generative/{dataset}.h5",
     output:
         png=report(
-            "results/figures/generative.png",
+            "results/figures/generative_{dataset}.png",
             category="Generative models",
             caption="../report/generative.rst",
         ),
-        pdf="results/figures/generative.pdf",
+        pdf="results/figures/generative_{dataset}.pdf",
     log:
-        "results/logs/figures/generative.log",
+        "results/logs/figures/generative_{dataset}.log",
     conda:
         "../../envs/plot.yaml"
     params:

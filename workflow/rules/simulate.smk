@@ -27,17 +27,15 @@ rule simulate_attractor:
 
 rule simulate_reaching:
     output:
-        nwb="results/data/nwb/{reaching}/{reaching}.nwb",
-        truth="results/data/nwb/{reaching}/{reaching}_truth.h5",
+        nwb="results/data/nwb/reaching/reaching.nwb",
+        truth="results/data/nwb/reaching/reaching_truth.h5",
     log:
-        "results/logs/simulate_reaching/{reaching}.log",
-    wildcard_constraints:
-        reaching="reaching|reaching_unseen",
+        "results/logs/simulate_reaching/reaching.log",
     conda:
         "../../envs/data.yaml"
     params:
         script=f"{SCRIPTS}/simulate_reaching.py",
-        settings=lambda wildcards: json_arg(reaching_settings(wildcards.reaching)),
+        settings=json_arg(config["reaching"]),
     shell:
         "python {params.script:q} --params-json {params.settings}"
         " --out {output.nwb:q} --truth {output.truth:q} > {log:q} 2>&1"
@@ -121,6 +119,29 @@ rule keep_full_trials:
     shell:
         "python {params.script:q} --data {input:q} --n-trials {wildcards.n_trials}"
         " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
+# The generative study's unseen conditions: every training trial of the conditions withheld from
+# <dataset> (generative_study.withheld_conditions) moved to its evaluation split.
+rule withhold_conditions:
+    input:
+        "results/data/binned/{dataset}.h5",
+    output:
+        "results/data/binned/{dataset}_unseen.h5",
+    log:
+        "results/logs/withhold_conditions/{dataset}_unseen.log",
+    wildcard_constraints:
+        dataset="|".join(generative_sources()) or "^$",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/keep_trials.py",
+        withheld=lambda wildcards: json_arg(
+            config["generative_study"]["withheld_conditions"][wildcards.dataset]
+        ),
+    shell:
+        "python {params.script:q} --data {input:q} --withhold {params.withheld}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule simulate_two_photon:

@@ -35,8 +35,8 @@ Design (all times on a 1 ms grid; every trial event is a whole number of millise
 * Neurons. ``rate_n(t) = exp(b_n + W_n @ latents(t))`` in Hz, with random baselines and weights (from
   the seed); spikes are Poisson counts per 1 ms bin, each spike placed at a random microsecond inside
   its bin. About ``heldout_fraction`` of the units, chosen at random, are flagged ``heldout``.
-* Splits. Each direction's trials are divided train/val/test by ``split_fractions``; the trials of
-  ``withheld_directions`` go only to val and test (in the val:test ratio).
+* Splits. Each direction's trials are divided train/val/test by ``split_fractions`` (whole directions are
+  withheld from training downstream, on the binned file: data/subsets.py).
 
 Outputs: the NWB file, and beside it the ground truth ``<name>_truth.h5`` with datasets
 ``timestamps`` (s), ``rates`` (time x units in NWB unit order, Hz) and ``latents`` (time x latent
@@ -122,7 +122,6 @@ class ReachingConfig(MappingConfig):
     trials_per_direction: int = 30
     n_neurons: int = 60
     heldout_fraction: float = 0.25
-    withheld_directions: tuple[int, ...] = ()
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
     seed: int = 0
 
@@ -139,14 +138,6 @@ class ReachingConfig(MappingConfig):
                              "(train, val, test) summing to 1")
         if self.split_fractions[0] == 0:
             raise InputError(source, "split_fractions", "the train fraction must be positive")
-        if not all(0 <= j < self.n_directions for j in self.withheld_directions):
-            raise InputError(source, "withheld_directions",
-                             f"indices must lie in 0..{self.n_directions - 1}")
-        if len(set(self.withheld_directions)) == self.n_directions:
-            raise InputError(source, "withheld_directions", "cannot withhold every direction")
-        if self.withheld_directions and self.split_fractions[1] + self.split_fractions[2] == 0:
-            raise InputError(source, "split_fractions",
-                             "withheld directions need a positive val or test fraction")
 
     @property
     def n_heldout(self):
@@ -232,10 +223,7 @@ def _trial_table(config, rng, directions):
     train, val, test = config.split_fractions
     for j in directions:
         rows = rng.permutation(np.flatnonzero(direction == j))
-        if j in config.withheld_directions:
-            n_train, n_val = 0, int(round(per_dir * val / (val + test)))
-        else:
-            n_train, n_val = int(round(per_dir * train)), int(round(per_dir * val))
+        n_train, n_val = int(round(per_dir * train)), int(round(per_dir * val))
         split[rows] = "test"
         split[rows[:n_train]] = "train"
         split[rows[n_train:n_train + n_val]] = "val"

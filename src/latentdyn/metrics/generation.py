@@ -1,18 +1,16 @@
-"""The generative study (issue 19) on a reaching dataset with withheld directions: how a model's per-trial
-codes lay out behaviour, whether moving in code space generates the trials of a direction never seen in
-training, and how real its generated spikes look. Plain functions over a binned dataset's arrays and a
-run's codes; the models enter only through `generate(codes) -> rates` (capability `code_generation`).
+"""The generative study (issue 19) on a dataset with withheld conditions: how a model's per-trial codes lay
+out behaviour, whether moving in code space generates the trials of a condition never seen in training,
+and how real its generated spikes look. Plain functions over a binned dataset's arrays and a run's codes;
+the models enter only through `generate(codes) -> rates` (capability `code_generation`).
 
 Conventions:
-- A trial's reach angle is 2π·trial_type / n_directions (data/reaching.py); `conditions` names each
-  condition's `trial_type`. Its factors for DCI are cos θ, sin θ and its peak hand speed.
-- "Seen" trials are those of directions present in the training split; withheld directions appear only
-  in the evaluation split (data/reaching.py sends them to val and test).
+- A trial's reach angle is its condition's (data/subsets.py `condition_angles`: the direction of the
+  condition's mean hand displacement). Its factors for DCI are cos θ, sin θ and its peak hand speed.
+- "Seen" conditions have trials in the training split; withheld ones appear only in the evaluation split
+  (data/subsets.py `withhold_conditions` moved them there). Trials of no condition are left out.
 - Real rates: the true rates where the data has them (simulated), else spikes smoothed with a Gaussian
   of SMOOTHING_MS.
 """
-
-import re
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
@@ -24,16 +22,7 @@ from latentdyn.metrics.spike_realism import poisson_spikes, realism_row, split_h
 
 SMOOTHING_MS = 40.0
 DECODER_ALPHA = 1.0  # ridge penalty of the rates -> velocity decoder (inputs are rates of similar scale)
-MIN_GENERATED = 20  # trials generated per withheld direction when fewer real ones exist
-
-
-def trial_directions(arrays, attrs, split):
-    """Each trial's direction index (trial_type) in `split`, from the conditions and their trial lists."""
-    names = [re.search(r"trial_type=(\d+)", name) for name in attrs["conditions"]]
-    directions = np.full(len(arrays[f"{split}_spikes_heldin"]), -1)
-    for name, rows in zip(names, arrays[f"{split}_cond_idx"]):
-        directions[rows] = int(name.group(1))
-    return directions
+MIN_GENERATED = 20  # trials generated per withheld condition when fewer real ones exist
 
 
 def window_spikes(arrays, split):
@@ -81,7 +70,7 @@ def disentanglement_row(codes, angles, behavior, train, test, seed=0):
 
 
 def code_map(angles, codes):
-    """Ridge map from behaviour (cos θ, sin θ) to code, fitted on seen trials: how a new direction's code
+    """Ridge map from behaviour (cos θ, sin θ) to code, fitted on seen trials: how a new condition's code
     is chosen (a linear traversal of code space, as GNOCCHI generates unseen conditions)."""
     return Ridge(alpha=1e-3).fit(angle_targets(angles), codes)
 
@@ -115,10 +104,11 @@ def unseen_scores(generated_rates, real_psth, real_velocity, decoder):
     }, decoded
 
 
-def nearest_seen_direction(direction, seen, n_directions):
-    """The seen direction closest in angle to `direction` (the floor: reuse the nearest trials)."""
-    gaps = [min(abs(direction - s), n_directions - abs(direction - s)) for s in seen]
-    return seen[int(np.argmin(gaps))]
+def nearest_seen(angle, seen_angles):
+    """Index (into `seen_angles`) of the seen condition closest in reach angle, across the wrap-around: the
+    floor, reusing the nearest condition's trials."""
+    gaps = np.abs((np.asarray(seen_angles) - angle + np.pi) % (2 * np.pi) - np.pi)
+    return int(np.argmin(gaps))
 
 
 def sampled_codes(train_codes, n, seed):

@@ -51,7 +51,8 @@ GLOSSARY = {
     "dci_informativeness": ("DCI informativeness: held-out R² of the factors from the code (trees)", "", 3),
     "angle_r2": ("R² of reach angle (cos, sin) decoded from the code by ridge, held-out trials", "", 3),
     "velocity_r2": ("R² of hand velocity (from the code, or decoded from generated rates)", "", 3),
-    "direction": ("withheld reach direction (index of the task's directions)", "", 0),
+    "condition": ("the withheld condition (its trial-table fields)", "", None),
+    "angle_deg": ("the condition's reach angle (its mean hand displacement)", "degrees", 0),
     "psth_r2": ("R² of generated mean rates against the real withheld trials' rates, mean over units", "", 3),
     "angle_error_deg": ("angle between the decoded and the real reach", "degrees", 1),
     "kl_population_count": ("KL (generated ‖ real) of the population spike count per bin", "nats", 4),
@@ -61,7 +62,7 @@ GLOSSARY = {
 }
 BAND = re.compile(r"^subframe_rate_r2_(?P<band>[0-9.]+-[0-9.]+)hz$")
 # Numeric columns that describe a configuration, not a result: rows that share them are repeats (seeds).
-CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "throughput_batch", "direction"}
+CONFIGURATION_NUMBERS = {"latent_size", "bandwidth", "dropped_fraction", "bins", "throughput_batch", "angle_deg"}
 
 
 def describe(column):
