@@ -6,7 +6,7 @@ model.pt as `train` would.
 The two are separate jobs so that a failed or killed prediction never costs the training: model.pt is
 written only when training has finished, and `predict` reads it back. history.csv and the resumable
 state (training/) go to model.pt's directory; rerunning the same model on the same data after a kill
-resumes from the last epoch.
+resumes from the last checkpoint.
 """
 
 import argparse

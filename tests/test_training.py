@@ -1,6 +1,7 @@
 """The shared trainer: exact resume, run identity, checkpoints, selection, early stopping, schedules."""
 
 import csv
+import itertools
 
 import numpy as np
 import pytest
@@ -9,7 +10,8 @@ import torch
 from latentdyn.data.prepare import prepare
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.sequential_autoencoder.model import SequentialAutoencoder, build, curriculum_weights
-from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR, run_identity
+from latentdyn.training import checkpoints
+from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR, CheckpointWriter, run_identity
 from latentdyn.training.device import resolve_device
 from latentdyn.training.reporting import HISTORY_NAME
 from latentdyn.training.trainer import TrainerSettings, fit
@@ -28,6 +30,7 @@ PARAMS = resolve_model(
         "batch_size": 8,
         "valid_fraction": 0.25,
         "curriculum": {"points_per_group": 3, "epochs_per_group": 2},
+        "checkpoint_every_s": 0,  # every epoch: a kill at epoch k leaves last.pt at k
     },
 )
 
@@ -83,6 +86,41 @@ def test_resume_after_interruption_gives_the_uninterrupted_result(tmp_path):
     assert not (tmp_path / "b" / STATE_DIR).exists() and (tmp_path / "b" / FINAL_NAME).exists()
 
 
+def test_checkpoints_every_few_epochs_train_the_same_and_a_kill_replays_the_epochs_since(tmp_path, monkeypatch):
+    """With `checkpoint_every_s` longer than an epoch, last.pt is written every few epochs (one epoch =
+    one second of a fake clock: at epochs 3 and 6 of 6), training is the same as with a write every
+    epoch, and a run killed at epoch 5 resumes from epoch 3's files and ends as the uninterrupted one."""
+    seconds = itertools.count()
+    monkeypatch.setattr(CheckpointWriter, "clock", staticmethod(lambda: next(seconds)))
+    written = []
+    save = checkpoints.save_checkpoint
+    monkeypatch.setattr(checkpoints, "save_checkpoint", lambda path, payload: (written.append(path.name), save(path, payload)))
+    every_epoch, every_epoch_result = train_run(tmp_path / "every_epoch")
+    assert written.count("last.pt") == 6
+    written.clear()
+    params = {**PARAMS, "checkpoint_every_s": 2.5}
+    straight, result = train_run(tmp_path / "a", params=params)
+    assert written.count("last.pt") == 2 and written.count("best.pt") <= 2 and written.count(FINAL_NAME) == 1
+    for p, q in zip(every_epoch.parameters(), straight.parameters()):
+        assert torch.equal(p, q)
+    assert ([{k: v for k, v in row.items() if k != "seconds"} for row in every_epoch_result.history]
+            == [{k: v for k, v in row.items() if k != "seconds"} for row in result.history])
+    assert (result.selected, result.epoch) == (every_epoch_result.selected, every_epoch_result.epoch)
+
+    with pytest.raises(Interrupted):
+        train_run(tmp_path / "b", params=params, model_cls=interrupted_at(4))
+    state = tmp_path / "b" / STATE_DIR
+    assert torch.load(state / "last.pt", weights_only=False)["loop"]["epoch"] == 3
+    assert torch.load(state / "best.pt", weights_only=False)["loop"]["epoch"] <= 3
+    assert [int(row["epoch"]) for row in csv.DictReader(open(tmp_path / "b" / HISTORY_NAME))] == [1, 2, 3]
+    resumed, resumed_result = train_run(tmp_path / "b", params=params)
+    for p, q in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(p, q)
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in resumed_result.history]
+    assert (resumed_result.selected, resumed_result.epoch) == (result.selected, result.epoch)
+    assert not list((tmp_path / "b").glob("**/.*tmp"))
+
+
 def test_a_changed_setting_or_data_starts_fresh_and_says_so(tmp_path, capsys):
     with pytest.raises(Interrupted):
         train_run(tmp_path, model_cls=interrupted_at(3))
@@ -102,6 +140,7 @@ def test_logging_settings_do_not_change_the_identity():
     prepared = prepare(*dataset(), valid_fraction=0.25, seed=0)
     base = run_identity("sequential_autoencoder", PARAMS, prepared, 0)
     assert run_identity("sequential_autoencoder", {**PARAMS, "log_every": 1}, prepared, 0) == base
+    assert run_identity("sequential_autoencoder", {**PARAMS, "checkpoint_every_s": 600}, prepared, 0) == base
     assert run_identity("sequential_autoencoder", {**PARAMS, "dropout": 0.2}, prepared, 0) != base
     assert run_identity("sequential_autoencoder", PARAMS, prepared, 1) != base
 

@@ -5,11 +5,18 @@ those that only affect logging, cluster resources or prediction) and the trainin
 (bytes, not path or mtime). A checkpoint is resumed only by a run with the same identity; any other is
 ignored with one line in the log. An unreadable checkpoint (truncated, empty) is set aside beside
 itself as `<name>.unreadable` with a one-line warning, and training starts over.
+
+A run's checkpoints are written by a `CheckpointWriter`: `last.pt` (with history.csv) at most every
+`checkpoint_every_s` seconds and after the last epoch, on a thread of its own. Resuming from an older
+`last.pt` replays the epochs since with the same RNG states, so a killed run still resumes exactly; it
+only loses the time since that write.
 """
 
 import hashlib
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +25,12 @@ import torch
 from latentdyn.errors import InputError
 from latentdyn.io import atomic_path
 from latentdyn.training.device import resolve_device
+from latentdyn.training.reporting import HISTORY_NAME, write_history
 
 STATE_DIR = "training"  # resumable state of a run in progress: last.pt, best.pt
 FINAL_NAME = "model.pt"  # the selected weights of a finished run
 # Params that change neither the trained weights nor their meaning.
-NOT_IDENTITY = frozenset({"log_every", "resources"})
+NOT_IDENTITY = frozenset({"log_every", "checkpoint_every_s", "resources"})
 
 
 def run_identity(kind, params, prepared, seed, prediction_only=(), initial_weights=None):
@@ -104,6 +112,98 @@ def training_payload(model, optimizer, shuffler, loop, identity, generator=None)
         "cuda_rng": cuda_rng,
         "loop": loop.state_dict(),
     }
+
+
+def snapshot(payload):
+    """A copy of a `training_payload` that training may go on from: every tensor cloned where it is
+    (on a GPU, no host sync). Its `loop` is a copy already (LoopState.state_dict)."""
+    return {key: value if key == "loop" else _copy_tensors(value, _clone) for key, value in payload.items()}
+
+
+def on_host(payload):
+    """A snapshot with its tensors on the CPU, for a write that runs beside training: it then makes no
+    CUDA calls (which would break a CUDA-graph capture in progress)."""
+    return {key: value if key == "loop" else _copy_tensors(value, torch.Tensor.cpu) for key, value in payload.items()}
+
+
+def _clone(tensor):
+    return tensor.detach().clone()
+
+
+def _copy_tensors(value, copy_tensor):
+    if isinstance(value, torch.Tensor):
+        return copy_tensor(value)
+    if isinstance(value, dict):
+        copied = value.copy()  # an OrderedDict state_dict keeps its _metadata (module versions)
+        copied.update((key, _copy_tensors(item, copy_tensor)) for key, item in value.items())
+        return copied
+    if type(value) in (list, tuple):
+        return type(value)(_copy_tensors(item, copy_tensor) for item in value)
+    return value
+
+
+class CheckpointWriter:
+    """Writes a run's `training/last.pt` and history.csv when `every_s` seconds have passed since the last
+    write (0: every epoch) and after the run's last epoch, and `best.pt` (with `keep_best`) just before
+    them when the monitor improved since.
+
+    A resume needs only `last.pt` and the best weights up to its epoch, so an improvement is kept as a
+    snapshot on the device and written with the next `last.pt`. Writes run on a thread, from copies on
+    the host taken first (training goes on meanwhile), one at a time per run, each file atomic and in
+    the order best, last, history: a `last.pt` on disk always has its `best.pt` beside it. Use as a
+    context manager: leaving it waits for the write in flight, so a finished or failed `fit` leaves no
+    write behind.
+    """
+
+    clock = staticmethod(time.monotonic)  # when a write is due (a test replaces it)
+
+    def __init__(self, run_dir, every_s, keep_best=True):
+        self.run_dir, self.every_s, self.keep_best = Path(run_dir), every_s, keep_best
+        self.best, self.best_written = None, True
+        self.written_at = self.clock()
+        self.thread, self.error = None, None
+
+    def epoch_done(self, loop, improved, payload, final):
+        """After `loop`'s epoch: `payload()` gives the run's `training_payload`; `final`: no epoch follows."""
+        if improved and self.keep_best:
+            self.best, self.best_written = snapshot(payload()), False
+        now = self.clock()
+        if not final and now - self.written_at < self.every_s:
+            return
+        self.written_at = now
+        current = self.best if improved and self.keep_best else snapshot(payload())
+        last = on_host(current)
+        best = [] if self.best_written else [("best.pt", last if current is self.best else on_host(self.best))]
+        files, self.best_written = best + [("last.pt", last)], True
+        self.wait()
+        self.thread = threading.Thread(target=self._write, args=(files, list(loop.history)), name="checkpoint")
+        self.thread.start()
+
+    def _write(self, files, history):
+        try:
+            for name, payload in files:
+                save_checkpoint(self.run_dir / STATE_DIR / name, payload)
+            write_history(self.run_dir / HISTORY_NAME, history)
+        except BaseException as error:  # raised in training's thread by wait()
+            self.error = error
+
+    def wait(self):
+        """Until the write in flight is done; raises its error, if it had one."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is None:
+            self.wait()
+        elif self.thread is not None:  # the first error is the one to see
+            self.thread.join()
 
 
 def restore_training(checkpoint, model, optimizer, shuffler, loop, generator=None):

@@ -20,6 +20,7 @@ point is speed where one small model leaves the device idle (benchmarks/stacked_
 """
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import torch
 
 from latentdyn.errors import InputError
 from latentdyn.models.stacking import member_parameters
-from latentdyn.training.checkpoints import finish_run, training_payload
+from latentdyn.training.checkpoints import CheckpointWriter, finish_run, training_payload
 from latentdyn.training.contract import Batch, Progress
 from latentdyn.training.device import keep_freed_memory, resolve_device
 from latentdyn.training.reporting import EpochReport
@@ -61,6 +62,15 @@ def fit_stack(stack, members, settings, *, device):
     optimizer = StackedAdam(model, runs, settings)
     train = stack_batches([batch_from(member.prepared.train, device) for member in members])
     valid = stack_batches([batch_from(member.prepared.valid, device) for member in members])
+    with ExitStack() as writers:
+        for run in runs:
+            writers.enter_context(run.writer)
+        train_epochs(model, optimizer, runs, train, valid, settings, device)
+    return [run.finish(settings, device) for run in runs]
+
+
+def train_epochs(model, optimizer, runs, train, valid, settings, device):
+    """Train the stack until every member has stopped, each member's epoch closed by its own run."""
     n_trials = train.encoder_input.shape[1]
     while any(run.active for run in runs):
         tic = time.monotonic()
@@ -92,11 +102,11 @@ def fit_stack(stack, members, settings, *, device):
                 means = {f"train_{k}": v[m] / len(schedules[0]) for k, v in train_sums.items()}
                 means.update({f"valid_{k}": v[m] for k, v in valid_values.items()})
                 run.end_epoch(means, seconds, lrs[m], lambda m=m, run=run: run.payload(model, optimizer, m, lrs[m]))
-    return [run.finish(settings, device) for run in runs]
 
 
 class _MemberRun:
-    """A member's own state: optimiser (lone, holding its slices at each checkpoint), shuffler, loop."""
+    """A member's own state: optimiser (lone, holding its slices at each checkpoint), shuffler, loop,
+    checkpoint writer."""
 
     def __init__(self, member, generator, settings, device):
         self.member, self.generator, self.settings = member, generator, settings
@@ -106,6 +116,7 @@ class _MemberRun:
             identity=member.identity, generator=generator,
         )
         self.report = EpochReport(settings, self.loop.epoch, label=str(member.run_dir))
+        self.writer = CheckpointWriter(member.run_dir, settings.checkpoint_every_s)
 
     @property
     def active(self):
@@ -120,8 +131,8 @@ class _MemberRun:
         return [(rows, 0.0) for rows in torch.arange(n_trials).split(self.settings.batch_size)]
 
     def end_epoch(self, means, seconds, lr, payload):
-        end_epoch(self.loop, self.settings, means, seconds=seconds, lr=lr, run_dir=self.member.run_dir,
-                  payload=payload, report=self.report)
+        end_epoch(self.loop, self.settings, means, seconds=seconds, lr=lr, writer=self.writer, payload=payload,
+                  report=self.report)
 
     def payload(self, model, optimizer, m, lr):
         """The member's checkpoint, in a lone run's format: its slices put in its lone model and optimiser."""

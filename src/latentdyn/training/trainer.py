@@ -1,10 +1,12 @@
 """The trainer every gradient-trained model kind shares (the model owns its step: training/contract.py).
 
-Seeded and exactly resumable: each epoch writes `training/last.pt` atomically (model, optimiser,
-scheduler, early-stopping and RNG state, history) and, when the monitored validation quantity improves,
-`training/best.pt`. A checkpoint records the run's identity (a fingerprint of the model's settings and
-of the training data's content) and is resumed only by the same run; a run that finished writes
-`model.pt` (the selected weights) and removes `training/`, so a forced rerun trains from scratch.
+Seeded and exactly resumable: `training/last.pt` (model, optimiser, scheduler, early-stopping and RNG
+state, history) is written atomically at most every `checkpoint_every_s` seconds and after the last
+epoch, with `training/best.pt` (the epoch where the monitored validation quantity was best so far) and
+history.csv; a run killed in between resumes from it and replays the epochs since exactly
+(checkpoints.CheckpointWriter). A checkpoint records the run's identity (a fingerprint of the model's
+settings and of the training data's content) and is resumed only by the same run; a run that finished
+writes `model.pt` (the selected weights) and removes `training/`, so a forced rerun trains from scratch.
 Predictions come from the best checkpoint unless `select: last`.
 
 This file holds the epoch loop; its parts live beside it: steps.py (the eager or CUDA-graphed step),
@@ -21,16 +23,16 @@ import torch
 
 from latentdyn.training.checkpoints import (
     STATE_DIR,
+    CheckpointWriter,
     describe_selection,
     finish_run,
     load_checkpoint,
     restore_training,
-    save_checkpoint,
     training_payload,
 )
 from latentdyn.training.contract import Batch, Progress
 from latentdyn.training.device import keep_freed_memory, resolve_device
-from latentdyn.training.reporting import HISTORY_NAME, EpochReport, write_history
+from latentdyn.training.reporting import EpochReport
 from latentdyn.training.schedules import LoopState, epoch_batches, get_lr, make_optimizer, set_lr
 from latentdyn.training.steps import make_step, use_graph
 
@@ -52,6 +54,7 @@ class TrainerSettings:
     early_stopping: dict | None = None
     select: str = "best"
     log_every: int = 25
+    checkpoint_every_s: float = 60.0
     cuda_graph: bool = True
 
     @classmethod
@@ -108,25 +111,24 @@ def fit(model, prepared, settings, *, run_dir, seed, device, identity, restore_f
     valid_batch = batch_from(prepared.valid, device)
     step = make_step(model, optimizer, settings, device, train_batch)
     report = EpochReport(settings, loop.epoch)
-    while loop.epoch < settings.epochs and not loop.stopped:
-        tic = time.monotonic()
-        progress = Progress(epoch=loop.epoch, total_epochs=settings.epochs)
-        model.train()
-        order = torch.randperm(len(train_batch), generator=shuffler)
-        sums, n_batches = {}, 0
-        for batch_rows, lr_factor in epoch_batches(order, settings, loop, len(train_batch), step.drops_last):
-            set_lr(optimizer, settings.learning_rate * loop.lr_factor * lr_factor, settings.weight_decay)
-            result = step(train_batch.select(batch_rows.to(device)), progress)
-            accumulate(sums, {"loss": result.loss, **result.terms})
-            n_batches += 1
-        model.eval()
-        with torch.no_grad():
-            valid = model.validation_step(valid_batch, progress)
-        means = {f"train_{k}": v.item() / n_batches for k, v in sums.items()}
-        means.update({f"valid_{k}": float(v) for k, v in {"loss": valid.loss, **valid.terms}.items()})
-        end_epoch(loop, settings, means, seconds=time.monotonic() - tic, lr=get_lr(optimizer), run_dir=run_dir,
-                  payload=lambda: training_payload(model, optimizer, shuffler, loop, identity), report=report,
-                  keep_best=finish)
+    with CheckpointWriter(run_dir, settings.checkpoint_every_s, keep_best=finish) as writer:
+        while loop.epoch < settings.epochs and not loop.stopped:
+            tic = time.monotonic()
+            progress = Progress(epoch=loop.epoch, total_epochs=settings.epochs)
+            model.train()
+            order = torch.randperm(len(train_batch), generator=shuffler)
+            sums, n_batches = {}, 0
+            for batch_rows, lr_factor in epoch_batches(order, settings, loop, len(train_batch), step.drops_last):
+                set_lr(optimizer, settings.learning_rate * loop.lr_factor * lr_factor, settings.weight_decay)
+                result = step(train_batch.select(batch_rows.to(device)), progress)
+                accumulate(sums, {"loss": result.loss, **result.terms})
+                n_batches += 1
+            model.eval()
+            with torch.no_grad():
+                valid = model.validation_step(valid_batch, progress)
+            means = epoch_means(sums, n_batches, {"loss": valid.loss, **valid.terms})
+            end_epoch(loop, settings, means, seconds=time.monotonic() - tic, lr=get_lr(optimizer), writer=writer,
+                      payload=lambda: training_payload(model, optimizer, shuffler, loop, identity), report=report)
     report.close()
     if not finish:
         return FitResult(history=loop.history, selected="last", epoch=loop.epoch, epochs_run=loop.epoch)
@@ -153,24 +155,31 @@ def start_run(model, settings, *, run_dir, seed, device, identity, graphed=False
     return optimizer, shuffler, loop
 
 
-def end_epoch(loop, settings, means, *, seconds, lr, run_dir, payload, report, keep_best=True):
+def end_epoch(loop, settings, means, *, seconds, lr, writer, payload, report):
     """Close one epoch of a run: its history row (`means`: the train_ and valid_ means), early-stopping
-    and plateau state, `training/last.pt` (and `best.pt` when the monitor improved and `keep_best`) from
-    `payload()`, history.csv and the progress output."""
+    and plateau state, the checkpoints `writer` (a CheckpointWriter) writes from `payload()` when due,
+    and the progress output."""
     row = {"epoch": loop.epoch + 1, **means}
     improved = loop.update(row, settings)
     row.update(seconds=seconds, lr=lr)
     loop.history.append(row)
-    checkpoint = payload()
-    save_checkpoint(Path(run_dir) / STATE_DIR / "last.pt", checkpoint)
-    if improved and keep_best:
-        save_checkpoint(Path(run_dir) / STATE_DIR / "best.pt", checkpoint)
-    write_history(Path(run_dir) / HISTORY_NAME, loop.history)
+    writer.epoch_done(loop, improved, payload, final=loop.epoch >= settings.epochs or loop.stopped)
     report.epoch_done(loop)
 
 
+def epoch_means(train_sums, n_batches, valid_terms):
+    """The epoch's train_ means and valid_ values as floats, read from the device in one transfer."""
+    values = {f"train_{k}": v for k, v in train_sums.items()} | {f"valid_{k}": v for k, v in valid_terms.items()}
+    device = valid_terms["loss"].device
+    floats = torch.stack([torch.as_tensor(v, dtype=torch.float64, device=device).reshape(()) for v in values.values()])
+    means = dict(zip(values, floats.tolist()))
+    for name in train_sums:
+        means[f"train_{name}"] /= n_batches
+    return means
+
+
 def accumulate(sums, terms):
-    """Add a step's terms to the epoch's sums on the device: no sync until the epoch's `.item()`."""
+    """Add a step's terms to the epoch's sums on the device: no sync until the epoch's end (epoch_means)."""
     for name, value in terms.items():
         value = value.detach().float()
         sums[name] = sums[name] + value if name in sums else value
