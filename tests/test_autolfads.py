@@ -122,6 +122,15 @@ def test_the_workers_of_a_generation_train_side_by_side(tmp_path, two_cpus):
         assert max(float(row["started"]) for row in rows) < min(float(row["finished"]) for row in rows), (generation, rows)
 
 
+def test_more_workers_than_ray_runs_at_once_take_turns_in_every_generation(tmp_path, two_cpus):
+    """Four workers on two CPUs: two processes (slots) train two workers each in turn, none waiting for
+    resources that a worker waiting for its tournament holds; every generation has all four."""
+    train_and_predict(tiny_params(epochs=4, workers=4), DATA, ATTRS, run_dir=tmp_path, seed=0, device="cpu")
+    population = read_population(tmp_path)
+    assert sorted(population) == [(g, w) for g in (1, 2) for w in range(4)]
+    assert sum(population[(2, w)]["copied_from"] != "" for w in range(4)) == 2  # two pairs, two losers
+
+
 KILLED_DRIVER = """
 import json, os, sys
 sys.path.insert(0, {tests!r})
