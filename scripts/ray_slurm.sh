@@ -19,7 +19,8 @@
 #   for the driver) plays no part.
 # Outside Slurm (no SLURM_JOB_ID) COMMAND runs as it is, and the AutoLFADS driver starts a local Ray.
 # Worker nodes get as many CPUs as this step (SLURM_CPUS_PER_TASK) and Ray's own count of their GPUs:
-# the allocation's nodes are assumed alike.
+# the allocation's nodes are assumed alike. RAY_SLURM_NODES tells the driver how many nodes to wait for
+# (the AutoLFADS driver sizes its population's slots from the cluster it finds).
 set -euo pipefail
 
 (($# > 0)) || { echo "usage: ray_slurm.sh COMMAND [ARG...]" >&2; exit 2; }
@@ -82,7 +83,7 @@ for ((i = 0; i < READY_S * 2; i++)); do
 done
 [[ -s $TMP/ray_current_cluster ]] || { say "the Ray head was not up after ${READY_S}s"; exit 1; }
 RAY_ADDRESS=$(<"$TMP/ray_current_cluster")
-export RAY_ADDRESS
+export RAY_ADDRESS RAY_SLURM_NODES=${#nodes[@]}
 for node in "${nodes[@]:1}"; do
     srun --overlap --nodes=1 --ntasks=1 -w "$node" --cpus-per-task="$CPUS" \
         ray start --address "$RAY_ADDRESS" --temp-dir "$TMP" "${COMMON[@]}" >"$TMP/worker-$node.log" 2>&1 &

@@ -11,13 +11,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-from ray.tune.experiment import Trial
 from random_counts import poisson_counts
 
 import latentdyn
@@ -26,9 +24,7 @@ from latentdyn.errors import ConfigError
 from latentdyn.models.autolfads.tune import (
     EXPERIMENT,
     POPULATION_HISTORY,
-    BinaryTournament,
     first_exploit_epoch,
-    search_ranges,
 )
 from latentdyn.models.kinds import resolve_model
 from latentdyn.models.pipeline import train_and_predict
@@ -113,29 +109,9 @@ def test_population_searches_end_to_end_and_clones_take_the_new_learning_rate(tm
     assert [ax.get_title() for ax in figure.axes] == ["score", *params["pbt"]["search"]]
 
 
-def test_a_paused_worker_is_restarted_before_a_pending_one_is_chosen_again():
-    """Tune's controller restarts a paused trial only when the scheduler chooses it, one per step; Ray's
-    PBT chose the staged (pending) worker again every step until its actor had started, so the paused
-    ones of a synchronous generation were restarted one actor start after another."""
-    params = tiny_params()
-    scheduler = BinaryTournament(search_ranges(params), 2, first_exploit_epoch(params), seed=0)
-    staged, paused, waiting = (type("FakeTrial", (), {"status": status, "config": {"worker": w}})()  # hashable
-                               for w, status in enumerate((Trial.PENDING, Trial.PAUSED, Trial.PAUSED)))
-    scheduler._next_perturbation_sync = 4
-    scheduler._trial_state = {staged: SimpleNamespace(last_train_time=2), paused: SimpleNamespace(last_train_time=2),
-                              waiting: SimpleNamespace(last_train_time=4)}  # waiting: at the next sync already
-    controller = SimpleNamespace(get_trials=lambda: [staged, paused, waiting])
-    assert scheduler.choose_trial_to_run(controller) is paused
-    paused.status = Trial.RUNNING
-    assert scheduler.choose_trial_to_run(controller) is staged  # nothing paused to restart: Ray's choice
-
-
-@pytest.mark.xfail(strict=True, reason="Ray Tune 2.60 ends the actor of every worker but the last to report at a "
-                   "synchronous generation's end (tune.py's docstring); the workers after the first generation "
-                   "start one new actor (seconds) apart, or one after another when a generation is shorter")
 def test_the_workers_of_a_generation_train_side_by_side(tmp_path, two_cpus):
     """Two workers on two CPUs: in every generation each one's training (population.csv's `started`,
-    `finished`) overlaps the other's, after the first generation's pause, tournament and restarts too."""
+    `finished`) overlaps the other's, after each tournament too."""
     params = tiny_params(epochs=30, generation_epochs=10)
     train_and_predict(params, DATA, ATTRS, run_dir=tmp_path, seed=0, device="cpu")
     population = read_population(tmp_path)
@@ -144,6 +120,15 @@ def test_the_workers_of_a_generation_train_side_by_side(tmp_path, two_cpus):
         rows = [population[(generation, w)] for w in (0, 1)]
         assert all(float(row["started"]) < float(row["finished"]) for row in rows)
         assert max(float(row["started"]) for row in rows) < min(float(row["finished"]) for row in rows), (generation, rows)
+
+
+def test_more_workers_than_ray_runs_at_once_take_turns_in_every_generation(tmp_path, two_cpus):
+    """Four workers on two CPUs: two processes (slots) train two workers each in turn, none waiting for
+    resources that a worker waiting for its tournament holds; every generation has all four."""
+    train_and_predict(tiny_params(epochs=4, workers=4), DATA, ATTRS, run_dir=tmp_path, seed=0, device="cpu")
+    population = read_population(tmp_path)
+    assert sorted(population) == [(g, w) for g in (1, 2) for w in range(4)]
+    assert sum(population[(2, w)]["copied_from"] != "" for w in range(4)) == 2  # two pairs, two losers
 
 
 KILLED_DRIVER = """
@@ -199,6 +184,7 @@ def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path):
     # patience 1 and any improvement too small: the stop comes with the second counted generation. A
     # stopper that forgot the first would have needed a third.
     assert max(generation for generation, _ in population) == 2
+    assert len(list(csv.DictReader(open(tmp_path / HISTORY_NAME)))) == 2 * 2  # the model is of that generation too
     assert (tmp_path / FINAL_NAME).exists() and not (tmp_path / EXPERIMENT).exists()
 
 

@@ -3,48 +3,45 @@ one generation (`generation_epochs` epochs) per report; selection and exploratio
 
 How it maps onto Ray (2.60; README §9):
 
-- Workers are trials of a function trainable (`train_member`). A generation is one `fit(...,
-  finish=False)` of the shared trainer; its `training/last.pt` (weights, optimiser, epoch, RNG and the
-  smoothed monitor) is the checkpoint reported to Tune with the generation's score, so a clone continues
-  from the winner's weights, epoch and optimiser state. The perturbed hyperparameters arrive in the
-  trial's config and are applied after the restore (`fit(restore_from=..., hyperparameters=...)`: the
-  trainer sets the new learning rate in the restored optimiser, the model its dropout, CD rate and
-  KL/L2 scales), the step lfads-torch misses.
-- The schedule is Ray's synchronous PopulationBasedTraining (`BinaryTournament` subclasses it). Ray's PBT
-  clones a random member of the top quantile; AutoLFADS's binary tournament needs each loser to copy
-  its own pair's winner, which Ray exposes only through private methods (`_quantiles`,
-  `_checkpoint_or_exploit`, `_get_new_config`). Overriding those three keeps Ray's own, version-tied
-  bookkeeping (pausing every worker at a generation's end, saving winners before losers load them,
-  handing a loser its winner's checkpoint) instead of a second copy of it; the pinned Ray version
-  (pyproject.toml) is the one these overrides are tested against.
+- Each worker is one LFADS model: a generation is one `fit(..., finish=False)` of the shared trainer,
+  whose `training/last.pt` (weights, optimiser, epoch, RNG and the smoothed monitor) is the checkpoint
+  reported to Tune with the generation's score. The worker then waits for its generation's tournament
+  and trains the next generation either from its own checkpoint or, after losing, from its winner's,
+  with the perturbed hyperparameters applied after the restore (`fit(restore_from=...,
+  hyperparameters=...)`: the trainer sets the new learning rate in the restored optimiser, the model its
+  dropout, CD rate and KL/L2 scales), the step lfads-torch misses.
+- Trials are slots, not workers: one trial of the function trainable `train_slot` per worker Ray can run
+  at once, each a process that lives for the whole search and trains its share of the population in
+  turn (a slot per worker when all fit, as with 20 workers at 0.5 GPU on 10 GPUs).
+- Why not Ray's PopulationBasedTraining (synch=True): it pauses every worker at a generation's end and
+  restores it, and Tune 2.60 keeps a paused trial's actor only if a staged trial will need it
+  (`TuneController._maybe_cache_trial_actor`), which in a synchronous generation holds for the last
+  worker to report alone: every other worker waited for a new process (~2.5 s of Python, Ray, torch
+  and latentdyn imports) each generation, and short generations ran one worker after another. Here no
+  trial pauses, so no process ends until the search does, and only public Tune APIs are used. A slot
+  trains several workers rather than pausing one so that a worker waiting for a tournament never holds
+  resources another needs to finish the generation.
+- Synchronous generations: `BinaryTournament` (a Tune callback in the driver) holds a generation's
+  tournament once every worker has reported it and writes the decision (who copies whose
+  checkpoint, with which perturbed hyperparameters) to `decisions/<generation>.json` in the experiment,
+  which the workers wait for. Its random draws are seeded by (seed, generation), so a restored driver
+  holds the same tournaments.
 - The score is the trainer's smoothed monitor at the generation's end: the 0.3-smoothed validation
   reconstruction NLL by default (lfads-torch), or `monitor: valid_sv_nll` for the sample-validation NLL.
 - Stopping: `GenerationStopper` feeds pbt.ImprovementStopper one generation at a time and keeps its state
   in a file in the experiment, so a restored search (`Tuner.restore`, when the driver was killed) goes on
-  counting; at most the generation in flight is lost.
+  counting; at most the generation in flight is lost. A restored worker continues from its last
+  reported checkpoint, whose member.json holds its hyperparameters of then; if that generation's
+  tournament was not decided, it reports the generation again so that it is.
 - Resources: Ray starts inside the job with the job's CPUs (torch's thread count, which run_model.py sets
-  from the rule's threads) and its GPUs; a worker takes `cpus_per_worker` CPUs and, on a GPU,
+  from the rule's threads) and its GPUs; a slot takes `cpus_per_worker` CPUs and, on a GPU,
   `gpus_per_worker` of one (0.5 as published). With RAY_ADDRESS set (scripts/ray_slurm.sh on a cluster)
-  it joins that cluster instead.
-- Restarts (benchmarks/README.md, pbt_overhead.py; population.csv's `started`/`finished` show them):
-  Tune's controller (tune/execution/tune_controller.py, `_maybe_add_actors`) restarts a paused trial only
-  when the scheduler's `choose_trial_to_run` returns it, one per step. Ray's PBT returned the least
-  trained pending or paused trial, so a worker already staged came back every step until its actor had
-  started and the next paused one was staged only then: one actor start after another per generation.
-  `BinaryTournament.choose_trial_to_run` returns a paused worker first, so all are staged at once.
-  Known remaining defect (Ray 2.60, not fixed here): `reuse_actors` keeps only the actors the controller
-  expects to need. `_maybe_cache_trial_actor` ends the actor of a paused trial when the search algorithm
-  has finished and no trial is staged, which holds for every worker that reports before the last of a
-  synchronous generation (all the others still train). Only the last worker's actor survives; the others
-  wait for new processes (~2.5 s here: Python, Ray, torch and latentdyn's imports), and a worker whose
-  generation ends before they start hands its actor on, so short generations still run one after another.
-  At paper scale (minutes per generation) this is a few seconds per generation; the tiny test population
-  runs serially (test_autolfads.py, the xfail test).
+  it joins that cluster instead; the experiment (checkpoints and decisions) is then on the shared
+  filesystem the run directory needs anyway.
 """
 
 import csv
 import json
-import logging
 import math
 import os
 import shutil
@@ -58,8 +55,6 @@ import torch
 
 import latentdyn
 from ray import tune
-from ray.tune.experiment import Trial
-from ray.tune.schedulers import PopulationBasedTraining
 
 from latentdyn.io import atomic_path
 from latentdyn.models.autolfads.pbt import ImprovementStopper, SearchRange, initial_values, perturb, tournament
@@ -73,6 +68,9 @@ MEMBER_FILE = "member.json"  # in each checkpoint: the worker that wrote it, its
 STOPPER_FILE = "stopper.json"
 RECORDS_FILE = "records.jsonl"
 IDENTITY_FILE = "identity.txt"
+DECISIONS = "decisions"  # in the experiment: <generation>.json, each generation's tournament
+DECISION_POLL_S = 0.05
+NODES_READY_S = 120  # as long as ray_slurm.sh waits for its head (RAY_SLURM_READY_S)
 KEEP_GENERATIONS = 2  # checkpoints kept per worker: a winner's survives until its loser has copied it
 
 
@@ -90,103 +88,132 @@ def first_exploit_epoch(params):
     return ramps + pbt["generation_epochs"]
 
 
-def train_member(config, *, prepared, params, seed, identity, device):
-    """One worker: from its checkpoint (its own, or after a clone its winner's), train generation after
-    generation until Ray pauses or stops it, reporting each generation's score and checkpoint."""
-    from latentdyn.models.lfads.model import build
-    from latentdyn.training.trainer import TrainerSettings, fit
-
+def train_slot(config, *, prepared, params, seed, identity, device, experiment):
+    """One Ray process for the whole search, training its share of the population (workers `slot`,
+    `slot + slots`, ...; one share per worker when Ray can run them all at once): every generation each
+    of its workers follows the last tournament's decision, trains and reports its score and checkpoint.
+    A restored search continues each worker from its last checkpoint in the experiment."""
     torch.set_num_threads(params["pbt"]["cpus_per_worker"])
-    worker, hyperparameters = config["worker"], {**params, **config["hyperparameters"]}
-    generation_epochs, monitor = params["pbt"]["generation_epochs"], params["monitor"]
-    work = Path(tempfile.mkdtemp(prefix=f"autolfads-worker{worker}-"))
-    restore_from, epoch, copied_from = None, 0, -1
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            shutil.copyfile(Path(directory) / "last.pt", work / "start.pt")
-            member = json.loads((Path(directory) / MEMBER_FILE).read_text())
-        restore_from, epoch = work / "start.pt", member["epoch"]
-        copied_from = member["worker"] if member["worker"] != worker else -1
-    torch.manual_seed(seed + worker)
-    model = build(hyperparameters, prepared.shapes)
+    experiment, work = Path(experiment), Path(tempfile.mkdtemp(prefix=f"autolfads-slot{config['slot']}-"))
+    latest = _latest_checkpoints(experiment)
+    workers = [_Worker(worker, values, work, latest.get(worker))
+               for worker, values in enumerate(_initial_population(params, seed)) if worker % config["slots"] == config["slot"]]
     try:
+        for worker in workers:  # restored at a generation whose tournament was not held: report it again so it is
+            if worker.reported is not None and not _decision_path(experiment, worker.reported["generation"]).exists():
+                tune.report(worker.reported)
         while True:
-            settings = TrainerSettings.from_params({**hyperparameters, "epochs": epoch + generation_epochs})
-            started = time.time()
-            result = fit(model, prepared, settings, run_dir=work, seed=seed + worker, device=device, identity=identity,
-                         restore_from=restore_from, hyperparameters=hyperparameters, finish=False)
-            finished = time.time()
-            epoch, restore_from = result.epochs_run, work / STATE_DIR / "last.pt"
-            score = float(result.history[-1][f"{monitor}_smoothed"])
-            with tempfile.TemporaryDirectory(dir=work) as directory:
-                shutil.copyfile(restore_from, Path(directory) / "last.pt")
-                (Path(directory) / MEMBER_FILE).write_text(json.dumps({"worker": worker, "epoch": epoch, SCORE: score}))
-                metrics = {TIME_ATTR: epoch, "generation": epoch // generation_epochs, "worker": worker, SCORE: score,
-                           "copied_from": copied_from, "started": started, "finished": finished,
-                           **{f"hp/{k}": v for k, v in config["hyperparameters"].items()}}
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-            copied_from = -1
+            worker = min(workers, key=lambda w: w.epoch)  # the slot's generations stay in step
+            if worker.reported is not None:
+                decision = _await_decision(experiment, worker.reported["generation"])
+                if decision["stop"]:
+                    return
+                worker.follow(decision["losers"])
+            worker.train_generation(prepared, params, seed=seed, identity=identity, device=device)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-class BinaryTournament(PopulationBasedTraining):
-    """Ray's synchronous PBT with AutoLFADS's selection (pbt.tournament: each loser copies its own pair's
-    winner; NaN loses) and exploration (pbt.perturb) in place of Ray's quantile cloning and fixed factors."""
+class _Worker:
+    """One member of the population in a slot's process: its hyperparameters, the checkpoint its next
+    generation starts from (its own, or after a lost tournament its winner's) and its model."""
 
-    def __init__(self, ranges, generation_epochs, first_exploit, seed):
-        logging.getLogger("ray.tune.schedulers.pbt").setLevel(logging.WARNING)  # its explore lines name Ray's mutations, not these
-        self._ranges = ranges
-        self._rng = np.random.default_rng(seed)
-        self._rivals = {}  # loser trial -> winner trial of the tournament in progress
-        super().__init__(
-            time_attr=TIME_ATTR,
-            metric=SCORE,
-            mode="min",
-            perturbation_interval=generation_epochs,
-            burn_in_period=first_exploit,
-            custom_explore_fn=self._perturbed,
-            log_config=False,
-            synch=True,
-        )
+    def __init__(self, worker, hyperparameters, work, reported=None):
+        self.worker, self.hyperparameters, self.run_dir = worker, hyperparameters, work / f"worker{worker}"
+        self.run_dir.mkdir()
+        self.reported, self.epoch, self.start, self.copied_from, self.model = None, 0, None, -1, None
+        if reported is not None:
+            self._start_from(reported["path"])
+            self.reported = {key: value for key, value in reported.items() if key != "path"}
+            self.epoch, self.hyperparameters = reported[TIME_ATTR], _hyperparameters(reported)
 
-    def _perturbed(self, config):
-        return {**config, "hyperparameters": perturb(config["hyperparameters"], self._ranges, self._rng)}
+    def _start_from(self, checkpoint):
+        self.start = self.run_dir / "start.pt"
+        shutil.copyfile(Path(checkpoint) / "last.pt", self.start)
 
-    def _quantiles(self):
-        """(losers, winners) of a fresh tournament among the live workers (Ray's (lower, upper) quantiles)."""
-        members = sorted(
-            (trial for trial, state in self._trial_state.items() if state.last_result is not None and not trial.is_finished()),
-            key=lambda trial: trial.config["worker"],
-        )
-        pairs = tournament([self._trial_state[trial].last_result[SCORE] for trial in members], self._rng)
-        self._rivals = {members[loser]: members[winner] for winner, loser in pairs}
-        return list(self._rivals), list(self._rivals.values())
+    def follow(self, losers):
+        """Copy the winner's checkpoint and take the perturbed hyperparameters if this worker lost."""
+        lost = losers.get(str(self.worker))
+        if lost is not None:
+            self._start_from(lost["checkpoint"])
+            self.hyperparameters, self.copied_from = lost["hyperparameters"], lost["winner"]
 
-    def _checkpoint_or_exploit(self, trial, tune_controller, upper_quantile, lower_quantile):
-        if trial in self._rivals:  # Ray would clone any winner: a loser copies its own
-            upper_quantile = [self._rivals[trial]]
-        super()._checkpoint_or_exploit(trial, tune_controller, upper_quantile, lower_quantile)
+    def train_generation(self, prepared, params, *, seed, identity, device):
+        from latentdyn.models.lfads.model import build
+        from latentdyn.training.trainer import TrainerSettings, fit
 
-    def choose_trial_to_run(self, tune_controller):
-        """A paused worker of the next generation before one already pending. The controller restarts a
-        paused trial only when this returns it (one per step) and stages pending ones itself; Ray's
-        choice (the least trained pending or paused trial) returns a staged trial again every step until
-        its actor has started, so each paused worker of a synchronous generation waited for the previous
-        one's actor start. Reads PBT's `_trial_state` and `_next_perturbation_sync` as Ray's choice does."""
-        waiting = [trial for trial in tune_controller.get_trials() if trial.status == Trial.PAUSED
-                   and self._trial_state[trial].last_train_time < self._next_perturbation_sync]
-        if waiting:
-            return min(waiting, key=lambda trial: self._trial_state[trial].last_train_time)
-        return super().choose_trial_to_run(tune_controller)
+        hyperparameters, generation_epochs = {**params, **self.hyperparameters}, params["pbt"]["generation_epochs"]
+        if self.model is None:
+            torch.manual_seed(seed + self.worker)
+            self.model = build(hyperparameters, prepared.shapes)
+        settings = TrainerSettings.from_params({**hyperparameters, "epochs": self.epoch + generation_epochs})
+        started = time.time()
+        result = fit(self.model, prepared, settings, run_dir=self.run_dir, seed=seed + self.worker, device=device,
+                     identity=identity, restore_from=self.start, hyperparameters=hyperparameters, finish=False)
+        finished = time.time()
+        self.epoch, self.start = result.epochs_run, self.run_dir / STATE_DIR / "last.pt"
+        self.reported = {TIME_ATTR: self.epoch, "generation": self.epoch // generation_epochs, "worker": self.worker,
+                         SCORE: float(result.history[-1][f"{params['monitor']}_smoothed"]), "copied_from": self.copied_from,
+                         "started": started, "finished": finished, **{f"hp/{k}": v for k, v in self.hyperparameters.items()}}
+        with tempfile.TemporaryDirectory(dir=self.run_dir) as directory:
+            shutil.copyfile(self.start, Path(directory) / "last.pt")
+            (Path(directory) / MEMBER_FILE).write_text(json.dumps(self.reported))
+            tune.report(self.reported, checkpoint=tune.Checkpoint.from_directory(directory))
+        self.copied_from = -1
 
-    def _get_new_config(self, trial, trial_to_clone):
-        config, operations = super()._get_new_config(trial, trial_to_clone)
-        worker, winner = trial.config["worker"], trial_to_clone.config["worker"]
-        values = ", ".join(f"{name} {value:.3g}" for name, value in config["hyperparameters"].items())
-        print(f"worker {worker} copies worker {winner}, then explores: {values}", flush=True)
-        return {**config, "worker": worker}, operations  # the loser stays the same worker
+
+def _hyperparameters(reported):
+    return {key[len("hp/"):]: value for key, value in reported.items() if key.startswith("hp/")}
+
+
+def _decision_path(experiment, generation):
+    return Path(experiment) / DECISIONS / f"{generation}.json"
+
+
+def _await_decision(experiment, generation):
+    """The decision after `generation` (`stop`, and `losers`: {loser: its winner, the winner's checkpoint,
+    the loser's new hyperparameters}), once the driver has written it."""
+    path = _decision_path(experiment, generation)
+    while not path.exists():
+        time.sleep(DECISION_POLL_S)
+    return json.loads(path.read_text())
+
+
+class BinaryTournament(tune.Callback):
+    """AutoLFADS's selection (pbt.tournament: each loser copies its own pair's winner; NaN loses) and
+    exploration (pbt.perturb), held in the driver once every worker has reported a generation, from the
+    first exploit epoch on; the decision goes to `decisions/<generation>.json` in the experiment, which
+    the slots wait for. Once GenerationStopper has ended the search the decision is to stop, and the
+    slots return: a slot waiting for a decision would not heed Ray's stop (which then ends its process
+    only after a timeout) and would train another generation. The stopper's file tells, not the stopper
+    object, of which the controller holds another copy after Tuner.restore. Draws are seeded by (seed,
+    generation) so that a restored driver, which has lost this object's state, holds the same tournament."""
+
+    def __init__(self, experiment, workers, ranges, first_exploit, seed):
+        self._experiment, self._workers, self._ranges = Path(experiment), workers, ranges
+        self._first_exploit, self._seed = first_exploit, seed
+        self._reported = {}  # generation -> {worker: result}, for generations not yet decided
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        generation = result["generation"]
+        path = _decision_path(self._experiment, generation)
+        reported = self._reported.setdefault(generation, {})
+        reported[result["worker"]] = result
+        if len(reported) < self._workers or path.exists():
+            return
+        del self._reported[generation]
+        stop, losers = GenerationStopper.stopped(self._experiment / STOPPER_FILE), {}
+        if not stop and result[TIME_ATTR] >= self._first_exploit:
+            rng = np.random.default_rng([self._seed, generation])
+            checkpoints = {(member["worker"], member[TIME_ATTR]): member["path"] for member in _reported_checkpoints(self._experiment)}
+            for winner, loser in tournament([reported[worker][SCORE] for worker in range(self._workers)], rng):
+                values = perturb(_hyperparameters(reported[winner]), self._ranges, rng)
+                losers[str(loser)] = {"winner": winner, "checkpoint": str(checkpoints[(winner, result[TIME_ATTR])]),
+                                      "hyperparameters": values}
+                print(f"worker {loser} copies worker {winner}, then explores: "
+                      + ", ".join(f"{name} {value:.3g}" for name, value in values.items()), flush=True)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"stop": stop, "losers": losers}))
 
 
 class GenerationStopper(tune.Stopper):
@@ -225,6 +252,11 @@ class GenerationStopper(tune.Stopper):
     def stop_all(self):
         return self._state is not None and self._state[2]
 
+    @staticmethod
+    def stopped(path):
+        """Whether the stopper whose state is in `path` has ended the search."""
+        return Path(path).exists() and json.loads(Path(path).read_text())["stop"]
+
     def __getstate__(self):
         return {**self.__dict__, "_state": None}
 
@@ -240,16 +272,15 @@ def run_population(model, prepared, params, *, run_dir, seed, device, identity):
     started_ray = _start_ray(device)
     try:
         trainable = tune.with_resources(
-            tune.with_parameters(train_member, prepared=prepared, params=params, seed=seed, identity=identity,
-                                 device="cuda" if device.type == "cuda" else "cpu"),
+            tune.with_parameters(train_slot, prepared=prepared, params=params, seed=seed, identity=identity,
+                                 device="cuda" if device.type == "cuda" else "cpu", experiment=str(experiment)),
             {"cpu": pbt["cpus_per_worker"], "gpu": pbt["gpus_per_worker"] if device.type == "cuda" else 0},
         )
         if tune.Tuner.can_restore(experiment):
             print(f"resuming the population in {experiment}", flush=True)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
         else:
-            tuner = tune.Tuner(trainable, param_space=_population(params, seed), tune_config=_tune_config(params, seed),
-                               run_config=_run_config(params, run_dir))
+            tuner = tune.Tuner(trainable, param_space=_slots(params, device), run_config=_run_config(params, run_dir, seed))
             (experiment / IDENTITY_FILE).parent.mkdir(parents=True, exist_ok=True)
             (experiment / IDENTITY_FILE).write_text(identity)
         results = tuner.fit()
@@ -271,10 +302,17 @@ def run_population(model, prepared, params, *, run_dir, seed, device, identity):
 
 
 def _reported_checkpoints(experiment):
-    """What each checkpoint in the experiment holds (its member.json) and its `path`. Read from the
-    files, not from Ray's records of them, which after a clone can pair a checkpoint with another one's
-    metrics (Ray 2.60)."""
+    """What each checkpoint in the experiment holds (its member.json: the worker's report) and its
+    `path`. Read from the files: Ray's records of them are per trial, and a trial trains several workers."""
     return [{**json.loads(member.read_text()), "path": member.parent} for member in experiment.glob(f"*/checkpoint_*/{MEMBER_FILE}")]
+
+
+def _latest_checkpoints(experiment):
+    """{worker: its last reported checkpoint (as _reported_checkpoints)}: where a restored search goes on."""
+    latest = {}
+    for member in sorted(_reported_checkpoints(experiment), key=lambda member: member[TIME_ATTR]):
+        latest[member["worker"]] = member
+    return latest
 
 
 def _best_of_last_generation(experiment):
@@ -288,9 +326,8 @@ def _best_of_last_generation(experiment):
 class PopulationRecord(tune.Callback):
     """Appends every worker's every generation to `records.jsonl` in the experiment (what population.csv
     is written from, so it survives a restore) and deletes checkpoints more than KEEP_GENERATIONS
-    generations old. Ray's own records are not used for either: after a clone they can pair a
-    checkpoint directory with another one's metrics and drop a trial's rows (Ray 2.60), so `num_to_keep`
-    could delete a checkpoint still needed."""
+    generations old (a winner's checkpoint is copied by its losers before the next generation ends).
+    Ray's own records are per trial, and a trial trains several workers, so `num_to_keep` cannot."""
 
     def __init__(self, experiment, generation_epochs):
         self._experiment, self._keep_epochs = Path(experiment), KEEP_GENERATIONS * generation_epochs
@@ -305,31 +342,37 @@ class PopulationRecord(tune.Callback):
                 shutil.rmtree(member["path"], ignore_errors=True)
 
 
-def _population(params, seed):
-    """Tune's param space: worker i with its initial hyperparameters (pbt.initial_values, seeded)."""
+def _initial_population(params, seed):
+    """Each worker's initial hyperparameters (pbt.initial_values, seeded)."""
     rng = np.random.default_rng(seed)
     ranges = search_ranges(params)
-    initial = [initial_values(ranges, rng) for _ in range(params["pbt"]["workers"])]
-    return {"worker": tune.grid_search(list(range(len(initial)))),
-            "hyperparameters": tune.sample_from(lambda spec: initial[spec.config["worker"]])}
+    return [initial_values(ranges, rng) for _ in range(params["pbt"]["workers"])]
 
 
-def _tune_config(params, seed):
-    pbt = params["pbt"]
-    scheduler = BinaryTournament(search_ranges(params), pbt["generation_epochs"], first_exploit_epoch(params), seed)
-    return tune.TuneConfig(scheduler=scheduler, reuse_actors=True)
+def _slots(params, device):
+    """Tune's param space: one trial per worker Ray can run at once (its CPUs, or GPUs, per worker), each
+    training the workers `slot`, `slot + slots`, ... in turn, so that no trial waits for resources held
+    by another one waiting for a tournament."""
+    pbt, resources = params["pbt"], ray.cluster_resources()
+    fits = [resources.get("CPU", 0) // pbt["cpus_per_worker"]]
+    if device.type == "cuda":
+        fits.append(resources.get("GPU", 0) // pbt["gpus_per_worker"])
+    slots = int(max(1, min(pbt["workers"], *fits)))
+    return {"slot": tune.grid_search(list(range(slots))), "slots": slots}
 
 
-def _run_config(params, run_dir):
-    pbt = params["pbt"]
+def _run_config(params, run_dir, seed):
+    pbt, experiment = params["pbt"], run_dir / EXPERIMENT
     max_generations = math.ceil(params["epochs"] / pbt["generation_epochs"])
-    stopper = GenerationStopper(run_dir / EXPERIMENT / STOPPER_FILE, pbt["workers"], pbt["stop_patience"],
+    stopper = GenerationStopper(experiment / STOPPER_FILE, pbt["workers"], pbt["stop_patience"],
                                 pbt["stop_tolerance"], max_generations)
+    tournament = BinaryTournament(experiment, pbt["workers"], search_ranges(params), first_exploit_epoch(params), seed)
     return tune.RunConfig(
         name=EXPERIMENT,
         storage_path=str(run_dir),
         stop=stopper,
-        callbacks=[PopulationRecord(run_dir / EXPERIMENT, pbt["generation_epochs"])],
+        callbacks=[PopulationRecord(experiment, pbt["generation_epochs"]), tournament],
+        failure_config=tune.FailureConfig(fail_fast=True),  # the others would wait for its reports forever
         verbose=0,
     )
 
@@ -351,11 +394,24 @@ def _start_ray(device):
         return False
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True, runtime_env=worker_runtime_env())
+        _await_nodes(int(os.environ.get("RAY_SLURM_NODES", 1)))
     else:
         gpus = torch.cuda.device_count() if device.type == "cuda" else 0
         ray.init(address="local", num_cpus=torch.get_num_threads(), num_gpus=gpus, include_dashboard=False,
                  runtime_env=worker_runtime_env())
     return True
+
+
+def _await_nodes(expected):
+    """Wait up to NODES_READY_S for the cluster's `expected` nodes (ray_slurm.sh starts the driver while
+    the other nodes are joining): the population's slots are sized from the resources present when the
+    search starts (_slots)."""
+    deadline = time.monotonic() + NODES_READY_S
+    while (alive := sum(node["Alive"] for node in ray.nodes())) < expected:
+        if time.monotonic() > deadline:
+            print(f"{alive} of {expected} Ray nodes after {NODES_READY_S} s: the population runs on those", flush=True)
+            return
+        time.sleep(1)
 
 
 def _discard_other_run(experiment, identity):
