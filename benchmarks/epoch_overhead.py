@@ -45,7 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from lfads_speed import synthetic_data  # noqa: E402
+from lfads_speed import seconds_between, synthetic_data, time_mark  # noqa: E402
 
 from latentdyn.data.prepare import prepare  # noqa: E402
 from latentdyn.models.kinds import resolve_model  # noqa: E402
@@ -123,26 +123,18 @@ class StepClock:
         self.first_call = {}  # epoch -> perf_counter at its first step call
         self.marks = {}  # epoch -> [(start, end)] per step
 
-    def _mark(self):
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            return event
-        return time.perf_counter()
-
     def timed(self, step, batch, progress):
         self.first_call.setdefault(progress.epoch, time.perf_counter())
-        start = self._mark()
+        start = time_mark(self.cuda)
         result = step(batch, progress)
-        self.marks.setdefault(progress.epoch, []).append((start, self._mark()))
+        self.marks.setdefault(progress.epoch, []).append((start, time_mark(self.cuda)))
         return result
 
     def step_seconds(self):
         """{epoch: seconds in its step calls}."""
         if self.cuda:
             torch.cuda.synchronize()
-            return {e: sum(s.elapsed_time(t) for s, t in marks) / 1e3 for e, marks in self.marks.items()}
-        return {e: sum(t - s for s, t in marks) for e, marks in self.marks.items()}
+        return {e: sum(seconds_between(s, t) for s, t in marks) for e, marks in self.marks.items()}
 
 
 class _TimedStep:

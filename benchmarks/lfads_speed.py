@@ -185,6 +185,23 @@ def check_equivalence(reference_params, fast_params, prepared, device, seed):
     }
 
 
+def time_mark(cuda):
+    """A point in time: a CUDA event recorded on the current stream (read after a synchronisation, so
+    the device's work is timed, not its launch), or perf_counter on a CPU."""
+    if cuda:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+    return time.perf_counter()
+
+
+def seconds_between(start, end):
+    """Seconds between two `time_mark`s (CUDA events only once the device is synchronised)."""
+    if isinstance(start, float):
+        return end - start
+    return start.elapsed_time(end) / 1e3
+
+
 class _TimedStep:
     """Wraps the trainer's step: per epoch, the time from its first step call to the end of its last
     (CUDA events on the current stream, read after `fit`; perf_counter on a CPU), and trials stepped."""
@@ -194,27 +211,19 @@ class _TimedStep:
         self.drops_last = step.drops_last
         self.epochs = {}  # epoch -> [start marker, end marker, trials, steps]
 
-    def _mark(self):
-        if self.cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            return event
-        return time.perf_counter()
-
     def __call__(self, batch, progress):
         if progress.epoch not in self.epochs:
-            self.epochs[progress.epoch] = [self._mark(), None, 0, 0]
+            self.epochs[progress.epoch] = [time_mark(self.cuda), None, 0, 0]
         result = self.step(batch, progress)
         entry = self.epochs[progress.epoch]
-        entry[1], entry[2], entry[3] = self._mark(), entry[2] + len(batch), entry[3] + 1
+        entry[1], entry[2], entry[3] = time_mark(self.cuda), entry[2] + len(batch), entry[3] + 1
         return result
 
     def seconds(self):
         """{epoch: (seconds, trials, steps)}."""
         if self.cuda:
             torch.cuda.synchronize()
-            return {e: (s.elapsed_time(t) / 1e3, n, k) for e, (s, t, n, k) in self.epochs.items()}
-        return {e: (t - s, n, k) for e, (s, t, n, k) in self.epochs.items()}
+        return {e: (seconds_between(s, t), n, k) for e, (s, t, n, k) in self.epochs.items()}
 
 
 def measure(params, prepared, to_predict, device, args, predict=True):
