@@ -6,7 +6,7 @@ CORES ?= 2
 # Jobs run `python`: make it the venv's, as an activated env would.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install demo test test-gpu lint clean-demo
+.PHONY: install demo test test-gpu test-gpu-here lint clean-demo
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ test: install
 # On a GPU host: the CUDA paths (graph capture, device: auto). CI has no GPU.
 test-gpu: install
 	$(BIN)/pytest -q gpu_tests
+
+# The same suite in an environment that already has torch with CUDA and the project's dependencies, with no
+# package index at hand (README, Development): the source and the CPU suite's helpers from the checkout.
+test-gpu-here:
+	PYTHONPATH="$(CURDIR)/src:$(CURDIR)/tests:$$PYTHONPATH" python3 -m pytest -q gpu_tests
 
 lint: install
 	$(BIN)/snakemake --lint
