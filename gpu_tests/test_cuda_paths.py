@@ -69,15 +69,15 @@ def test_sequential_autoencoder_trains_on_cuda(tmp_path, dynamics):
 
 
 def test_latency_variants_are_captured_and_fp32_ones_give_the_eager_rates():
-    """Both kinds' inference captured in a CUDA graph; NDT also under autocast; compiled only where the
-    kind allows it (LFADS's half-precision variants are not required: a variant that cannot be captured
-    is skipped with a note)."""
+    """Both kinds' inference captured in a CUDA graph, and under bf16 autocast (LFADS's fused
+    recurrences stay fp32 inside it: cells.at_full_precision); compiled only where the kind allows it."""
     rows = list(measure_latency(tiny_models(), torch.device("cuda"), 5, 3, [6, 14], batch=4, repeats=3))
     variants = {(row["kind"], row["variant"], row["bins"]): row for row in rows}
     for bins in (6, 14):
         assert variants[("ndt", "fp32 cuda graph", bins)]["max_abs_diff"] < 1e-5
         assert variants[("lfads", "fp32 cuda graph", bins)]["max_abs_diff"] < 1e-5
         assert ("ndt", "bf16 autocast + graph", bins) in variants
+        assert ("lfads", "bf16 autocast + graph", bins) in variants
     assert not any(kind == "lfads" and variant == "fp32 compile" for kind, variant, _ in variants)
     assert all(row["ms_per_trial"] > 0 and row["device"] == torch.cuda.get_device_name() for row in rows)
 

@@ -150,6 +150,32 @@ def test_fast_lfads_equals_eager_lfads(train):
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-3, atol=1e-3)
 
 
+def test_fused_paths_run_under_half_precision_autocast_with_fp32_recurrences():
+    """Under bf16 autocast the fused encoders, decoder and loss no longer fail on mixed dtypes (issue 20):
+    the recurrences run in fp32, so the rates stay within a few per cent of the fp32 model's (the
+    latency study's half-precision tolerance), the layers around them do run in bf16 (the rates are not
+    the fp32 ones), and a training step under autocast (backward included) gives finite fp32 gradients
+    (not fp32's: posterior samples drawn in bf16 are other draws)."""
+    model = tiny_model(cd_rate=0.3).eval()
+    batch = tiny_batch()
+
+    def rates():
+        return model.distribution.mean(model(batch.encoder_input, sample=False).params)
+
+    with torch.no_grad():
+        reference = rates()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = rates().float()
+    difference = (half - reference).abs().max().item()
+    assert 0 < difference <= 0.05 * reference.abs().max().item()
+
+    torch.manual_seed(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model.train().training_step(batch, Progress(epoch=5, total_epochs=10)).loss.backward()
+    gradients = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and g.dtype == torch.float32 and torch.isfinite(g).all() for g in gradients)
+
+
 # --- priors -----------------------------------------------------------------------------------------
 
 

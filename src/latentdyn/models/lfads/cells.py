@@ -16,9 +16,43 @@ Two ways to unroll, same results within float rounding (tests/test_lfads.py hold
   one batched matmul per bin.
 """
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+def at_full_precision(function):
+    """`function` (a fused autograd Function's `apply`) run with autocast off and its floating-point
+    tensors in fp32, whatever the caller's autocast; the Function's backward is marked `autocast_off`.
+
+    The fused recurrences write every bin into preallocated fp32 buffers with `out=` matmuls, which
+    autocast would hand bf16/fp16 operands ("Input dtypes must be the same"). Their per-bin matmuls
+    are small (trials × a few hundred units) and latency-bound, where half precision saves little, and
+    a clipped state carried through hundreds of bins would accumulate half precision's rounding; so
+    the recurrence, its state and its accumulation stay fp32, and under autocast only the layers
+    around it (encoders' read-outs, the rates' read-out) run in half precision (issue 20)."""
+    function = autocast_off(function)
+
+    @functools.wraps(function)
+    def full_precision(*args):
+        return function(*(arg.float() if torch.is_tensor(arg) and arg.is_floating_point() else arg for arg in args))
+
+    return full_precision
+
+
+def autocast_off(function):
+    """`function` run with autocast off on the device of its first tensor argument: a fused Function's
+    backward, which otherwise runs under the autocast of the `backward()` call."""
+
+    @functools.wraps(function)
+    def without_autocast(*args):
+        device_type = next(arg.device.type for arg in args if torch.is_tensor(arg))
+        with torch.autocast(device_type, enabled=False):
+            return function(*args)
+
+    return without_autocast
 
 
 class ClippedGRUCell(nn.Module):
@@ -70,7 +104,9 @@ def unroll_clipped_grus(cells, inputs, initial_states):
     """
     weight_ih = torch.stack([cell.weight_ih for cell in cells])
     bias_ih = torch.stack([cell.bias_ih for cell in cells])
-    return _ClippedGRUSequence.apply(inputs, weight_ih, bias_ih, initial_states, *stacked_recurrent_weights(cells), cells[0].clip)
+    return at_full_precision(_ClippedGRUSequence.apply)(
+        inputs, weight_ih, bias_ih, initial_states, *stacked_recurrent_weights(cells), cells[0].clip
+    )
 
 
 class _Unroll:
@@ -210,6 +246,7 @@ class _ClippedGRUSequence(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @autocast_off
     def backward(ctx, d_states):
         inputs, w_ih, initial_state, states, w_zr, w_n = ctx.saved_tensors
         unroll = ctx.unroll

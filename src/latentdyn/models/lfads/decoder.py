@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from latentdyn.models.lfads.cells import ClippedGRUCell, _Unroll
+from latentdyn.models.lfads.cells import ClippedGRUCell, _Unroll, at_full_precision, autocast_off
 from latentdyn.models.lfads.generators import ClippedGRUGenerator
 from latentdyn.models.lfads.layers import RowNormalizedLinear, apply_dropout, dropout_mask, fan_in_linear
 
@@ -132,7 +132,7 @@ class Decoder(nn.Module):
                 self.to_inferred_input.bias,
                 factor_mask,
             ]
-        gen_states, all_factors, co_mean, co_std = _FusedDecoder.apply(
+        gen_states, all_factors, co_mean, co_std = at_full_precision(_FusedDecoder.apply)(
             *generator,
             gen_state.unsqueeze(0),
             gen_step.T,
@@ -258,6 +258,7 @@ class _FusedDecoder(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @autocast_off
     def backward(ctx, d_gen_states, d_factors, d_co_mean, d_co_std):
         (ext, ext_w, gen_initial, gen_step_t, gen_w_zr, gen_w_n, factor_w, gen_mask, noise, gen_states,
          ci, ci_w, con_initial, con_step_t, con_w_zr, con_w_n, co_w, factor_mask) = ctx.saved_tensors

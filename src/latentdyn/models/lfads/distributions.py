@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from latentdyn.models.components import poisson_nll_elementwise
+from latentdyn.models.lfads.cells import at_full_precision, autocast_off
 from latentdyn.models.lfads.layers import fan_in_linear
 
 
@@ -36,7 +37,7 @@ class Poisson(nn.Module):
         when None): `masked_mean(gradient_only_where(nll(params, data), trained), counted)` in one
         autograd node, whose backward is the closed form (exp(log-rate) − data) · counted · trained / n
         rather than the backward of each of those ops over the whole batch."""
-        return _PoissonMaskedMean.apply(params.squeeze(-1), data, counted, trained)  # a view both ways (not select)
+        return at_full_precision(_PoissonMaskedMean.apply)(params.squeeze(-1), data, counted, trained)  # a view both ways (not select)
 
 
 class _PoissonMaskedMean(torch.autograd.Function):
@@ -51,6 +52,7 @@ class _PoissonMaskedMean(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
+    @autocast_off
     def backward(ctx, grad):
         rates, data, weight, n_counted = ctx.saved_tensors
         return torch.where(weight, rates - data, 0.0).mul_(grad / n_counted), None, None, None
