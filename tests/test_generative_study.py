@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.linear_model import Ridge
+from sklearn.metrics import r2_score
 
 from latentdyn.data import reaching, subsets
 from latentdyn.data.format import write_binned
@@ -138,6 +140,23 @@ def test_a_model_that_cannot_generate_or_a_dataset_without_conditions_is_named(t
     with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
         run_workflow(tmp_path, [TINY_CONFIG], config={"generative_study": study})
     assert not (tmp_path / "results").exists()
+
+
+def test_unseen_r2_is_not_swamped_by_a_flat_velocity_component_or_unit():
+    """A reach straight up: x velocity nearly 0 throughout. Decoding its y velocity well and its x
+    velocity with a small error scores near 1, as the error is small against the reach; a plain mean
+    of per-component R² would be far below 0, as it is on the flat x component alone."""
+    rng = np.random.default_rng(1)
+    bins, units = 12, 4
+    y_velocity = np.sin(np.linspace(0, np.pi, bins))
+    real_velocity = np.stack([1e-3 * rng.standard_normal(bins), y_velocity], axis=-1)
+    rates = np.stack([y_velocity + 1.0, 0.5 * y_velocity + 1.0, np.full(bins, 1.0), np.full(bins, 2.0)], axis=-1)
+    rates[:, 2] += 1e-3 * rng.standard_normal(bins)  # a unit flat in this condition
+    generated = rates[None] + 0.02 * rng.standard_normal((5, bins, units))
+    decoder = Ridge(alpha=1e-6).fit(rates, real_velocity + [0.02, 0.0])  # x decoded 0.02 off
+    scores, _ = generation.unseen_scores(generated, rates, real_velocity, decoder)
+    assert scores["velocity_r2"] > 0.9 and scores["psth_r2"] > 0.9
+    assert r2_score(real_velocity[:, 0], generation.decode_velocity(decoder, generated.mean(0)[None])[0, :, 0]) < -10
 
 
 def test_a_withheld_condition_is_scored_against_its_own_trials_and_the_nearest_seen_one():

@@ -92,14 +92,19 @@ def reach_angle_error_deg(velocity, true_velocity):
 
 
 def unseen_scores(generated_rates, real_psth, real_velocity, decoder):
-    """A generated condition against the real one: PSTH R² (window bins × units, mean over units), and
-    the velocity decoded from the generated trials' mean rates against the real mean velocity (R² over
-    bins, angle error of the reach)."""
+    """A generated condition against the real one: PSTH R² (window bins × units), and the velocity
+    decoded from the generated trials' mean rates against the real mean velocity (R² over bins, angle
+    error of the reach).
+
+    Both R² are variance-weighted (1 − summed squared error / summed variance over units or velocity
+    components, as NLB scores velocity): within one condition a unit or a velocity component can be
+    nearly flat (a reach at 90° has almost no x velocity), and its own R², in a plain mean over
+    columns, would swamp the rest (−3000 on the demo's 90° reach)."""
     psth = generated_rates.mean(0)
     decoded = decode_velocity(decoder, psth[None])[0]
     return {
-        "psth_r2": float(r2_score(real_psth, psth)),
-        "velocity_r2": float(r2_score(real_velocity, decoded)),
+        "psth_r2": float(r2_score(real_psth, psth, multioutput="variance_weighted")),
+        "velocity_r2": float(r2_score(real_velocity, decoded, multioutput="variance_weighted")),
         "angle_error_deg": reach_angle_error_deg(decoded, real_velocity),
     }, decoded
 

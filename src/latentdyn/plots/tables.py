@@ -53,7 +53,7 @@ GLOSSARY = {
     "velocity_r2": ("R² of hand velocity (from the code, or decoded from generated rates)", "", 3),
     "condition": ("the withheld condition (its trial-table fields)", "", None),
     "angle_deg": ("the condition's reach angle (its mean hand displacement)", "degrees", 0),
-    "psth_r2": ("R² of generated mean rates against the real withheld trials' rates, mean over units", "", 3),
+    "psth_r2": ("R² of generated mean rates against the real withheld trials' rates, variance-weighted over units", "", 3),
     "angle_error_deg": ("angle between the decoded and the real reach", "degrees", 1),
     "kl_population_count": ("KL (generated ‖ real) of the population spike count per bin", "nats", 4),
     "rmse_pairwise_corr": ("RMSE of the neuron-pair spike-count correlations", "", 4),
