@@ -1,6 +1,8 @@
-"""Stitch sessions' binned datasets into one that a multisession model trains on, or cut a stitched
-model's output into one session's output (latentdyn.data.stitch).
+"""Stitch sessions' binned datasets into one that a multisession model trains on, take a user's binned
+file as one session, or cut a stitched model's output into one session's output (latentdyn.data.stitch).
 
+    python scripts/stitch_sessions.py take --binned day01.h5 --dataset my_monkey_s00 --bin-ms 20 \
+        --out results/data/binned/my_monkey_s00_20ms.h5
     python scripts/stitch_sessions.py stitch --sessions s00.h5 s01.h5 ... --name reaching_ms --out stitched.h5
     python scripts/stitch_sessions.py unstitch --stitched stitched.h5 --output output.h5 --session 0 \
         --session-data s00.h5 --model-name lfads-S --out s00_output.h5
@@ -15,13 +17,18 @@ import _bootstrap  # noqa: F401
 
 from latentdyn.cli import main_guard
 from latentdyn.data.format import read_binned, read_model_output, write_binned, write_model_output
-from latentdyn.data.stitch import stitch, unstitch
+from latentdyn.data.stitch import stitch, take_session, unstitch
 
 
 @main_guard
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     steps = parser.add_subparsers(dest="step", required=True)
+    taking = steps.add_parser("take")
+    taking.add_argument("--binned", required=True, help="a session's binned dataset (docs/formats.md)")
+    taking.add_argument("--dataset", required=True, help="the session's name, <name>_s<ss>")
+    taking.add_argument("--bin-ms", type=int, required=True, help="the bin size the sessions are stitched at")
+    taking.add_argument("--out", required=True)
     joining = steps.add_parser("stitch")
     joining.add_argument("--sessions", nargs="+", required=True, help="binned dataset of each session, in order")
     joining.add_argument("--name", required=True, help="the stitched dataset's name")
@@ -34,6 +41,11 @@ def main(argv=None):
     cutting.add_argument("--model-name", required=True, help="the name the session's output is scored under")
     cutting.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if args.step == "take":
+        arrays, attrs = read_binned(args.binned)
+        write_binned(args.out, arrays, take_session(attrs, args.binned, args.dataset, args.bin_ms))
+        print(f"stitch_sessions: took {args.binned} as session {args.dataset}: wrote {args.out}")
+        return
     if args.step == "stitch":
         arrays, attrs = stitch([(*read_binned(path), path) for path in args.sessions], args.name)
         write_binned(args.out, arrays, attrs)

@@ -61,6 +61,8 @@ def check_semantics(config, source="config"):
     _check_nodes(config, source)
     bin_sizes = (config.get("nlb_study") or {}).get("bin_sizes_ms", [])
     for name, dataset in config.get("user_datasets", {}).items():
+        if "window_ms" not in dataset:  # every session already binned: no window to cut
+            continue
         start, end = dataset["window_ms"]
         misfits = [b for b in bin_sizes if (end - start) % b]
         if end <= start or misfits:

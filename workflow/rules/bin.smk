@@ -12,7 +12,7 @@ rule bin_nwb:
     log:
         "results/logs/bin_nwb/{dataset}_{bin_ms}ms.log",
     wildcard_constraints:
-        dataset=NOT_MULTISESSION,
+        dataset=BINNED_FROM_NWB,
     conda:
         "../../envs/data.yaml"
     resources:

@@ -41,9 +41,20 @@ SESSION_OF = {
     for name, sessions in MULTISESSION.items()
     for index, session in enumerate(sessions)
 }
+# A user's session given as a binned file (a `sessions` entry ending .h5) -> that file, which
+# take_binned_session checks and takes as it is instead of binning an NWB file.
+BINNED_SESSIONS = {
+    session: path
+    for name, dataset in config["user_datasets"].items()
+    for session, path in zip(MULTISESSION.get(name, []), dataset.get("sessions", []))
+    if path.endswith(".h5")
+}
 # Dataset names binned from NWB (bin_nwb): any but a multisession dataset's own, whose binned file
-# <name>_<bin>ms.h5 stitch_sessions makes from its sessions' (the lookahead sees the rest of the path).
-NOT_MULTISESSION = r"(?!(?:%s)_[0-9]+ms\.h5$)[a-z0-9_]+" % "|".join(MULTISESSION)
+# <name>_<bin>ms.h5 stitch_sessions makes from its sessions', and a session given binned (the
+# lookahead sees the rest of the path).
+BINNED_FROM_NWB = r"(?!(?:%s)_[0-9]+ms\.h5$)[a-z0-9_]+" % "|".join(
+    [*MULTISESSION, *BINNED_SESSIONS]
+)
 # Every model of the config, checked against its kind's schema, with the kind's defaults filled in.
 MODELS = {
     name: resolve_model(name, params) for name, params in config["models"].items()

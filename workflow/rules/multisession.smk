@@ -1,7 +1,8 @@
 # Multisession stitching (README §10): the simulated multisession set, each session binned as any NWB
-# dataset (bin.smk), the sessions stitched into one binned dataset that a multisession model trains on
-# (train.smk, as any run), and that run cut back into one output per session, <model>-S on the session's
-# own dataset, so that the ordinary scoring (evaluate.smk) scores it beside <model> trained on it alone.
+# dataset (bin.smk) or, given binned by the user, checked and taken as it is, the sessions stitched into
+# one binned dataset that a multisession model trains on (train.smk, as any run), and that run cut back
+# into one output per session, <model>-S on the session's own dataset, so that the ordinary scoring
+# (evaluate.smk) scores it beside <model> trained on it alone.
 
 
 include: "multisession_helpers.smk"
@@ -9,6 +10,7 @@ include: "multisession_helpers.smk"
 
 localrules:
     simulate_multisession,
+    take_binned_session,
     stitch_sessions,
     unstitch,
 
@@ -36,6 +38,26 @@ rule simulate_multisession:
     shell:
         "python {params.script:q} --params-json {params.settings}"
         " --nwb {output.nwb:q} --truth {output.truth:q} > {log:q} 2>&1"
+
+
+# The session's binned file with its layout and bin width checked, renamed to the session (the pattern
+# "(?!)" matches nothing: no session given binned).
+rule take_binned_session:
+    input:
+        lambda wildcards: BINNED_SESSIONS[wildcards.dataset],
+    output:
+        "results/data/binned/{dataset}_{bin_ms}ms.h5",
+    log:
+        "results/logs/take_binned_session/{dataset}_{bin_ms}ms.log",
+    wildcard_constraints:
+        dataset="|".join(BINNED_SESSIONS) or "(?!)",
+    conda:
+        "../../envs/data.yaml"
+    params:
+        script=f"{SCRIPTS}/stitch_sessions.py",
+    shell:
+        "python {params.script:q} take --binned {input:q} --dataset {wildcards.dataset}"
+        " --bin-ms {wildcards.bin_ms} --out {output:q} > {log:q} 2>&1"
 
 
 rule stitch_sessions:

@@ -57,6 +57,9 @@ def read_binned(path, keys=None):
         for key in REQUIRED_KEYS:
             if key not in f:
                 raise InputError(path, key, "required array missing from binned dataset")
+        for key in REQUIRED_ATTRS:
+            if key not in f.attrs:
+                raise InputError(path, key, "required attribute missing from binned dataset")
         attrs = {k: _decode_attr(v) for k, v in f.attrs.items()}
         arrays = {}
         for name in f.keys() if keys is None else [k for k in keys if k in f]:

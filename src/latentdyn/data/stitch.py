@@ -21,6 +21,9 @@ of a validation trial is trained on. The stitched file adds to docs/formats.md's
 
 and the attribute `sessions` (per session: name, held-in and held-out unit counts, its trial rows per
 split), which DataShapes.session_units and `unstitch` read.
+
+A user may give a session already binned (`take_session`): it is taken as it is, so only what stitching
+needs is checked: its bin width, and (by `stitch`) its window against the other sessions'.
 """
 
 import numpy as np
@@ -43,6 +46,10 @@ def stitch(sessions, name):
         for key in ("train_spikes_heldin", "train_spikes_heldin_forward"):
             if (key in arrays) != (key in first_arrays) or (key in arrays and arrays[key].shape[1] != first_arrays[key].shape[1]):
                 raise InputError(source, key, f"bins differ from {first_source}'s: sessions must share the trial window")
+        window, first_window = _window(attrs), _window(first_attrs)
+        if window and first_window and window != first_window:
+            raise InputError(source, "spec.window", f"aligned to {window}, {first_source} to {first_window}: "
+                                                    "sessions must share the trial window")
     conditions = sorted({c for _, attrs, _ in sessions for c in attrs.get("conditions", [])})
     rows = [_session_rows(arrays, source) for arrays, _, source in sessions]
     widths = [{g: _width(arrays, g) for g in UNIT_GROUPS} for arrays, _, _ in sessions]
@@ -86,6 +93,16 @@ def stitch(sessions, name):
         ],
     }
     return stitched, attrs
+
+
+def take_session(attrs, source, name, bin_ms):
+    """The attributes of binned dataset `source` taken as session `name` of a dataset stitched at `bin_ms`
+    ms: its own, renamed; a bin width other than the study's would stitch trials of another duration."""
+    width = attrs["bin_width_s"]
+    if not isinstance(width, (int, float)) or not np.isclose(width, bin_ms / 1000):
+        raise InputError(source, "bin_width_s", f"{width} s, but the sessions are stitched at "
+                                                f"{bin_ms} ms bins (multisession_study.bin_sizes_ms)")
+    return {**attrs, "dataset": name, "bin_width_s": bin_ms / 1000, "source": str(source)}
 
 
 def unstitch(outputs, attrs, session):
@@ -138,6 +155,14 @@ def _session_rows(arrays, source):
 def _stitched_key(key):
     """Per-unit arrays of a split that stitching concatenates: spikes and true rates."""
     return key.split("_", 1)[0] in ("train", "eval") and ("_spikes_" in key or "_true_rates_" in key)
+
+
+def _window(attrs):
+    """(alignment field, offsets in ms) of a session binned from NWB (its `spec`), else None: sessions of
+    equal bins may still be cut around different events."""
+    spec = attrs.get("spec")
+    window = spec.get("window") if isinstance(spec, dict) else None
+    return (window["align_field"], window["offsets_ms"]) if window else None
 
 
 def _width(arrays, group):
