@@ -1,7 +1,7 @@
 """AutoLFADS on a real local Ray (models/autolfads): a tiny population (2 CPU workers, LFADS of a few
 units, generations of 2 epochs) searched end to end, the tournament and clones as population.csv records
-them, the new learning rate in the optimiser after a clone, its figure, and a killed driver resumed by
-Tuner.restore with the stopper's state intact."""
+them, the new learning rate in the optimiser after a clone, its figure, a killed driver resumed by
+Tuner.restore with the stopper's state intact, and a fresh search blind to what an earlier one left."""
 
 import csv
 import json
@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -20,13 +21,19 @@ from random_counts import poisson_counts
 
 import latentdyn
 from latentdyn.data.format import validate_model_output
+from latentdyn.data.prepare import prepare
 from latentdyn.errors import ConfigError
 from latentdyn.models.autolfads.tune import (
+    DECISIONS,
     EXPERIMENT,
+    IDENTITY_FILE,
     POPULATION_HISTORY,
+    STOPPER_FILE,
     first_exploit_epoch,
+    run_population,
 )
 from latentdyn.models.kinds import resolve_model
+from latentdyn.models.lfads.model import build
 from latentdyn.models.pipeline import train_and_predict
 from latentdyn.plots.run_figures import plot_population_search
 from latentdyn.training.checkpoints import FINAL_NAME, STATE_DIR
@@ -156,11 +163,13 @@ train(params, DATA, ATTRS, run_dir={run_dir!r}, seed=0, device="cpu")
 """
 
 
-def drive(run_dir, kill):
-    """The driver in a process group of its own; what a killed one leaves (Ray's agents) is ended with it."""
+def drive(run_dir, kill, temporary):
+    """The driver in a process group of its own, with `temporary` as its (and Ray's) TMPDIR; what a
+    killed one leaves (Ray's agents) is ended with it."""
     script = KILLED_DRIVER.format(tests=str(Path(__file__).parent), kill=kill, run_dir=str(run_dir))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TMPDIR": str(temporary)}
     process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                               text=True, start_new_session=True, env=env)
     try:
         output, _ = process.communicate(timeout=300)
     finally:
@@ -171,13 +180,23 @@ def drive(run_dir, kill):
     return process.returncode, output
 
 
-def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path):
-    returncode, output = drive(tmp_path, kill=True)
-    assert returncode == 9, output[-3000:]
-    stopper = json.loads((tmp_path / EXPERIMENT / "stopper.json").read_text())
-    assert len(stopper["stopper"]["bests"]) == 1 and not stopper["stop"]
+@pytest.fixture
+def temporary():
+    """A TMPDIR of its own: short, as Ray's socket paths under it must be (107 characters at most)."""
+    path = Path(tempfile.mkdtemp(prefix="ld-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
-    returncode, output = drive(tmp_path, kill=False)
+
+def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path, temporary):
+    returncode, output = drive(tmp_path, kill=True, temporary=temporary)
+    assert returncode == 9, output[-3000:]
+    stopper = json.loads((tmp_path / EXPERIMENT / STOPPER_FILE).read_text())
+    assert len(stopper["stopper"]["bests"]) == 1 and not stopper["stop"]
+    # the search's files are all in the experiment: the temporary directory holds Ray's session and torch's cache alone
+    assert {path.name for path in temporary.iterdir()} <= {"ray", "torchinductor_root"}
+
+    returncode, output = drive(tmp_path, kill=False, temporary=temporary)
     assert returncode == 0, output[-3000:]
     assert "resuming the population" in output
     population = read_population(tmp_path)
@@ -186,6 +205,25 @@ def test_a_killed_driver_resumes_and_the_stopper_keeps_counting(tmp_path):
     assert max(generation for generation, _ in population) == 2
     assert len(list(csv.DictReader(open(tmp_path / HISTORY_NAME)))) == 2 * 2  # the model is of that generation too
     assert (tmp_path / FINAL_NAME).exists() and not (tmp_path / EXPERIMENT).exists()
+
+
+def test_a_fresh_search_ignores_what_an_earlier_one_left(tmp_path, two_cpus):
+    """An experiment of the same run that Tune cannot resume (killed before it saved its state) is not
+    read: its tournament decisions and stopper would otherwise end the new search after one generation."""
+    params = tiny_params()
+    experiment = tmp_path / EXPERIMENT
+    (experiment / DECISIONS).mkdir(parents=True)
+    (experiment / IDENTITY_FILE).write_text("run")
+    for generation in (1, 2, 3):
+        (experiment / DECISIONS / f"{generation}.json").write_text(json.dumps({"stop": True, "losers": {}}))
+    (experiment / STOPPER_FILE).write_text(json.dumps({"stopper": {"bests": [0.0]}, "pending": {}, "stop": True}))
+
+    prepared = prepare(DATA, ATTRS, valid_fraction=params["valid_fraction"], seed=0)
+    run_population(build(params, prepared.shapes), prepared, params, run_dir=tmp_path, seed=0, device=torch.device("cpu"),
+                   identity="run")
+    population = read_population(tmp_path)
+    assert sorted(population) == [(g, w) for g in (1, 2, 3) for w in (0, 1)]
+    assert sum(population[(2, w)]["copied_from"] != "" for w in (0, 1)) == 1  # generation 1's tournament was held anew
 
 
 def test_presets_search_on_the_architecture_of_the_lfads_preset_of_each_dataset():

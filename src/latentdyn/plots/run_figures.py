@@ -269,7 +269,7 @@ def plot_training_curves(history, title=""):
 
 
 POPULATION_FIXED = ("generation", "worker", "epoch", "score", "copied_from")
-POPULATION_TIMES = ("started", "finished")  # wall-clock columns, not drawn; absent before issue 17
+POPULATION_TIMES = ("started", "finished", "training_s")  # timing columns, not drawn; absent in older files
 
 
 def plot_population_search(population, title=""):

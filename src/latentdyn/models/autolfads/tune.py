@@ -3,13 +3,15 @@ one generation (`generation_epochs` epochs) per report; selection and exploratio
 
 How it maps onto Ray (2.60; README §9):
 
-- Each worker is one LFADS model: a generation is one `fit(..., finish=False)` of the shared trainer,
-  whose `training/last.pt` (weights, optimiser, epoch, RNG and the smoothed monitor) is the checkpoint
-  reported to Tune with the generation's score. The worker then waits for its generation's tournament
-  and trains the next generation either from its own checkpoint or, after losing, from its winner's,
-  with the perturbed hyperparameters applied after the restore (`fit(restore_from=...,
-  hyperparameters=...)`: the trainer sets the new learning rate in the restored optimiser, the model its
-  dropout, CD rate and KL/L2 scales), the step lfads-torch misses.
+- Each worker is one LFADS model: a generation is one `fit(..., finish=False)` of the shared trainer
+  whose run directory is the generation's checkpoint in the experiment, `checkpoints/worker<w>-epoch<e>`:
+  the trainer writes its `training/last.pt` (weights, optimiser, epoch, RNG and the smoothed monitor)
+  there once, at the generation's end, and member.json (the report: score, hyperparameters) beside it
+  marks it complete. Tune gets the report alone, no checkpoint of its own (which it would copy again).
+  The worker then waits for its generation's tournament and trains the next generation either from its
+  own checkpoint or, after losing, from its winner's, with the perturbed hyperparameters applied after
+  the restore (`fit(restore_from=..., hyperparameters=...)`: the trainer sets the new learning rate in
+  the restored optimiser, the model its dropout, CD rate and KL/L2 scales), the step lfads-torch misses.
 - Trials are slots, not workers: one trial of the function trainable `train_slot` per worker Ray can run
   at once, each a process that lives for the whole search and trains its share of the population in
   turn (a slot per worker when all fit, as with 20 workers at 0.5 GPU on 10 GPUs).
@@ -25,7 +27,8 @@ How it maps onto Ray (2.60; README §9):
   tournament once every worker has reported it and writes the decision (who copies whose
   checkpoint, with which perturbed hyperparameters) to `decisions/<generation>.json` in the experiment,
   which the workers wait for. Its random draws are seeded by (seed, generation), so a restored driver
-  holds the same tournaments.
+  holds the same tournaments. A search that starts afresh first removes whatever an earlier one that
+  cannot be resumed left in the experiment (its decisions, stopper state, checkpoints).
 - The score is the trainer's smoothed monitor at the generation's end: the 0.3-smoothed validation
   reconstruction NLL by default (lfads-torch), or `monitor: valid_sv_nll` for the sample-validation NLL.
 - Stopping: `GenerationStopper` feeds pbt.ImprovementStopper one generation at a time and keeps its state
@@ -45,7 +48,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,9 +71,10 @@ STOPPER_FILE = "stopper.json"
 RECORDS_FILE = "records.jsonl"
 IDENTITY_FILE = "identity.txt"
 DECISIONS = "decisions"  # in the experiment: <generation>.json, each generation's tournament
-DECISION_POLL_S = 0.05
+CHECKPOINTS = "checkpoints"  # in the experiment: worker<w>-epoch<e>/, each worker's state at a generation's end
+DECISION_POLL_S = (0.001, 0.02)  # the first and the longest interval between looks for a decision
 NODES_READY_S = 120  # as long as ray_slurm.sh waits for its head (RAY_SLURM_READY_S)
-KEEP_GENERATIONS = 2  # checkpoints kept per worker: a winner's survives until its loser has copied it
+KEEP_GENERATIONS = 2  # checkpoints kept per worker: a winner's survives until its loser has restored from it
 
 
 def search_ranges(params):
@@ -94,51 +97,44 @@ def train_slot(config, *, prepared, params, seed, identity, device, experiment):
     of its workers follows the last tournament's decision, trains and reports its score and checkpoint.
     A restored search continues each worker from its last checkpoint in the experiment."""
     torch.set_num_threads(params["pbt"]["cpus_per_worker"])
-    experiment, work = Path(experiment), Path(tempfile.mkdtemp(prefix=f"autolfads-slot{config['slot']}-"))
+    experiment = Path(experiment)
     latest = _latest_checkpoints(experiment)
-    workers = [_Worker(worker, values, work, latest.get(worker))
+    workers = [_Worker(worker, values, latest.get(worker))
                for worker, values in enumerate(_initial_population(params, seed)) if worker % config["slots"] == config["slot"]]
-    try:
-        for worker in workers:  # restored at a generation whose tournament was not held: report it again so it is
-            if worker.reported is not None and not _decision_path(experiment, worker.reported["generation"]).exists():
-                tune.report(worker.reported)
-        while True:
-            worker = min(workers, key=lambda w: w.epoch)  # the slot's generations stay in step
-            if worker.reported is not None:
-                decision = _await_decision(experiment, worker.reported["generation"])
-                if decision["stop"]:
-                    return
-                worker.follow(decision["losers"])
-            worker.train_generation(prepared, params, seed=seed, identity=identity, device=device)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for worker in workers:  # restored at a generation whose tournament was not held: report it again so it is
+        if worker.reported is not None and not _decision_path(experiment, worker.reported["generation"]).exists():
+            tune.report(worker.reported)
+    while True:
+        worker = min(workers, key=lambda w: w.epoch)  # the slot's generations stay in step
+        if worker.reported is not None:
+            decision = _await_decision(experiment, worker.reported["generation"])
+            if decision["stop"]:
+                return
+            worker.follow(decision["losers"])
+        worker.train_generation(prepared, params, seed=seed, identity=identity, device=device, experiment=experiment)
 
 
 class _Worker:
     """One member of the population in a slot's process: its hyperparameters, the checkpoint its next
-    generation starts from (its own, or after a lost tournament its winner's) and its model."""
+    generation starts from (its own, or after a lost tournament its winner's: read in place, as it is
+    kept until the next generation has been reported, see PopulationRecord) and its model."""
 
-    def __init__(self, worker, hyperparameters, work, reported=None):
-        self.worker, self.hyperparameters, self.run_dir = worker, hyperparameters, work / f"worker{worker}"
-        self.run_dir.mkdir()
+    def __init__(self, worker, hyperparameters, reported=None):
+        self.worker, self.hyperparameters = worker, hyperparameters
         self.reported, self.epoch, self.start, self.copied_from, self.model = None, 0, None, -1, None
         if reported is not None:
-            self._start_from(reported["path"])
+            self.start = _state(reported["path"])
             self.reported = {key: value for key, value in reported.items() if key != "path"}
             self.epoch, self.hyperparameters = reported[TIME_ATTR], _hyperparameters(reported)
 
-    def _start_from(self, checkpoint):
-        self.start = self.run_dir / "start.pt"
-        shutil.copyfile(Path(checkpoint) / "last.pt", self.start)
-
     def follow(self, losers):
-        """Copy the winner's checkpoint and take the perturbed hyperparameters if this worker lost."""
+        """Start from the winner's checkpoint with the perturbed hyperparameters if this worker lost."""
         lost = losers.get(str(self.worker))
         if lost is not None:
-            self._start_from(lost["checkpoint"])
+            self.start = _state(lost["checkpoint"])
             self.hyperparameters, self.copied_from = lost["hyperparameters"], lost["winner"]
 
-    def train_generation(self, prepared, params, *, seed, identity, device):
+    def train_generation(self, prepared, params, *, seed, identity, device, experiment):
         from latentdyn.models.lfads.model import build
         from latentdyn.training.trainer import TrainerSettings, fit
 
@@ -147,19 +143,26 @@ class _Worker:
             torch.manual_seed(seed + self.worker)
             self.model = build(hyperparameters, prepared.shapes)
         settings = TrainerSettings.from_params({**hyperparameters, "epochs": self.epoch + generation_epochs})
+        checkpoint = experiment / CHECKPOINTS / f"worker{self.worker}-epoch{settings.epochs}"
         started = time.time()
-        result = fit(self.model, prepared, settings, run_dir=self.run_dir, seed=seed + self.worker, device=device,
+        result = fit(self.model, prepared, settings, run_dir=checkpoint, seed=seed + self.worker, device=device,
                      identity=identity, restore_from=self.start, hyperparameters=hyperparameters, finish=False)
         finished = time.time()
-        self.epoch, self.start = result.epochs_run, self.run_dir / STATE_DIR / "last.pt"
+        self.epoch, self.start = result.epochs_run, _state(checkpoint)
         self.reported = {TIME_ATTR: self.epoch, "generation": self.epoch // generation_epochs, "worker": self.worker,
                          SCORE: float(result.history[-1][f"{params['monitor']}_smoothed"]), "copied_from": self.copied_from,
-                         "started": started, "finished": finished, **{f"hp/{k}": v for k, v in self.hyperparameters.items()}}
-        with tempfile.TemporaryDirectory(dir=self.run_dir) as directory:
-            shutil.copyfile(self.start, Path(directory) / "last.pt")
-            (Path(directory) / MEMBER_FILE).write_text(json.dumps(self.reported))
-            tune.report(self.reported, checkpoint=tune.Checkpoint.from_directory(directory))
+                         "started": started, "finished": finished,
+                         "training_s": sum(row["seconds"] for row in result.history[-generation_epochs:]),
+                         **{f"hp/{k}": v for k, v in self.hyperparameters.items()}}
+        with atomic_path(checkpoint / MEMBER_FILE) as tmp:  # last: a checkpoint with member.json is complete
+            tmp.write_text(json.dumps(self.reported))
+        tune.report(self.reported)
         self.copied_from = -1
+
+
+def _state(checkpoint):
+    """The trainer's state file in a checkpoint directory (the generation's run directory)."""
+    return Path(checkpoint) / STATE_DIR / "last.pt"
 
 
 def _hyperparameters(reported):
@@ -172,10 +175,15 @@ def _decision_path(experiment, generation):
 
 def _await_decision(experiment, generation):
     """The decision after `generation` (`stop`, and `losers`: {loser: its winner, the winner's checkpoint,
-    the loser's new hyperparameters}), once the driver has written it."""
+    the loser's new hyperparameters}), once the driver has written it. Looked for at intervals doubling
+    from DECISION_POLL_S's first to its longest: the generation's last worker, whose decision follows its
+    report within milliseconds, sees it at once, and a worker waiting long for a straggler looks at most
+    50 times a second (a light load for a cluster's shared filesystem)."""
     path = _decision_path(experiment, generation)
+    interval, longest = DECISION_POLL_S
     while not path.exists():
-        time.sleep(DECISION_POLL_S)
+        time.sleep(interval)
+        interval = min(2 * interval, longest)
     return json.loads(path.read_text())
 
 
@@ -280,8 +288,10 @@ def run_population(model, prepared, params, *, run_dir, seed, device, identity):
             print(f"resuming the population in {experiment}", flush=True)
             tuner = tune.Tuner.restore(str(experiment), trainable, resume_unfinished=True, resume_errored=True)
         else:
+            # what a search killed before Tune saved its state left (decisions, stopper, checkpoints) holds for no other
+            shutil.rmtree(experiment, ignore_errors=True)
             tuner = tune.Tuner(trainable, param_space=_slots(params, device), run_config=_run_config(params, run_dir, seed))
-            (experiment / IDENTITY_FILE).parent.mkdir(parents=True, exist_ok=True)
+            experiment.mkdir(parents=True, exist_ok=True)
             (experiment / IDENTITY_FILE).write_text(identity)
         results = tuner.fit()
     finally:
@@ -293,7 +303,7 @@ def run_population(model, prepared, params, *, run_dir, seed, device, identity):
     _write_population_history(run_dir / POPULATION_HISTORY, records, list(search_ranges(params)))
     best = _best_of_last_generation(experiment)
     (run_dir / STATE_DIR).mkdir(exist_ok=True)
-    shutil.copyfile(best["path"] / "last.pt", run_dir / STATE_DIR / "last.pt")
+    shutil.copyfile(_state(best["path"]), run_dir / STATE_DIR / "last.pt")
     lineage = load_checkpoint(run_dir / STATE_DIR / "last.pt", identity, device, required=True)["loop"]["history"]
     write_history(run_dir / HISTORY_NAME, lineage)
     finish_run(model, run_dir, "last", identity, device, best[TIME_ATTR])
@@ -303,8 +313,8 @@ def run_population(model, prepared, params, *, run_dir, seed, device, identity):
 
 def _reported_checkpoints(experiment):
     """What each checkpoint in the experiment holds (its member.json: the worker's report) and its
-    `path`. Read from the files: Ray's records of them are per trial, and a trial trains several workers."""
-    return [{**json.loads(member.read_text()), "path": member.parent} for member in experiment.glob(f"*/checkpoint_*/{MEMBER_FILE}")]
+    `path`. Read from the files: Ray's records are per trial, and a trial trains several workers."""
+    return [{**json.loads(member.read_text()), "path": member.parent} for member in (experiment / CHECKPOINTS).glob(f"*/{MEMBER_FILE}")]
 
 
 def _latest_checkpoints(experiment):
@@ -326,14 +336,15 @@ def _best_of_last_generation(experiment):
 class PopulationRecord(tune.Callback):
     """Appends every worker's every generation to `records.jsonl` in the experiment (what population.csv
     is written from, so it survives a restore) and deletes checkpoints more than KEEP_GENERATIONS
-    generations old (a winner's checkpoint is copied by its losers before the next generation ends).
-    Ray's own records are per trial, and a trial trains several workers, so `num_to_keep` cannot."""
+    generations old (a winner's checkpoint is read by its losers at the next generation's start).
+    The checkpoints are the workers' own files (tune.report carries none), as Ray's records are per trial
+    and a trial trains several workers."""
 
     def __init__(self, experiment, generation_epochs):
         self._experiment, self._keep_epochs = Path(experiment), KEEP_GENERATIONS * generation_epochs
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        row = {key: result[key] for key in ("generation", "worker", TIME_ATTR, SCORE, "copied_from", "started", "finished")}
+        row = {key: result[key] for key in ("generation", "worker", TIME_ATTR, SCORE, "copied_from", "started", "finished", "training_s")}
         row.update({key: value for key, value in result.items() if key.startswith("hp/")})
         with open(self._experiment / RECORDS_FILE, "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -424,9 +435,11 @@ def _discard_other_run(experiment, identity):
 
 def _write_population_history(path, rows, searched):
     """population.csv: per generation and worker, the hyperparameters it trained with, its score, the
-    worker whose checkpoint it started the generation from (empty when its own) and when its training
-    started and finished (unix seconds: whether the workers of a generation ran side by side)."""
-    columns = ["generation", "worker", "epoch", SCORE, "copied_from", "started", "finished", *searched]
+    worker whose checkpoint it started the generation from (empty when its own), when its training
+    started and finished (unix seconds: whether the workers of a generation ran side by side) and the
+    seconds its epochs took (history.csv's `seconds`: what the training alone took, without the trainer's
+    restore and final checkpoint)."""
+    columns = ["generation", "worker", "epoch", SCORE, "copied_from", "started", "finished", "training_s", *searched]
     latest = {(row["generation"], row["worker"]): row for row in rows}  # a restored worker's repeat replaces its first
     rows = [latest[key] for key in sorted(latest)]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
@@ -435,5 +448,5 @@ def _write_population_history(path, rows, searched):
         for row in rows:
             copied = "" if row["copied_from"] < 0 else int(row["copied_from"])
             writer.writerow([int(row["generation"]), int(row["worker"]), int(row[TIME_ATTR]), row[SCORE], copied,
-                             *(round(row[key], 3) if key in row else "" for key in ("started", "finished")),  # older records: none
+                             *(round(row[key], 3) if key in row else "" for key in ("started", "finished", "training_s")),  # older records: none
                              *(row[f"hp/{name}"] for name in searched)])
