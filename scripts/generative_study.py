@@ -24,13 +24,14 @@ import pandas as pd
 import torch
 
 from latentdyn.cli import main_guard
-from latentdyn.data.format import read_binned, read_model_output
-from latentdyn.data.subsets import condition_angles, trial_conditions
+from latentdyn.data.format import read_binned, read_model_output, validate_model_output
+from latentdyn.data.subsets import condition_angles, require_finite_velocity, trial_conditions
 from latentdyn.errors import InputError
 from latentdyn.io import atomic_path
 from latentdyn.metrics import generation as gen
 from latentdyn.models.kinds import get_kind
 from latentdyn.models.pipeline import load_trained
+from latentdyn.training.checkpoints import FINAL_NAME
 
 SPLITS = ("train", "eval")
 
@@ -54,6 +55,11 @@ class Dataset:
         self.withheld = sorted(set(conditions["eval"]) - set(self.seen) - {-1})
         if not self.withheld:
             raise InputError(path, "eval_cond_idx", "no withheld condition: every evaluation condition was trained on")
+        require_finite_velocity(self.arrays, path)
+        without_reach = [self.names[c] for c in self.seen + self.withheld if np.isnan(self.condition_angles[c])]
+        if without_reach:
+            raise InputError(path, "eval_behavior", f"condition {without_reach[0]!r} has no reach angle (its mean "
+                             "hand displacement is zero): the study places and generates conditions by angle")
         self.conditions = np.concatenate([conditions["train"], conditions["eval"]])
         self.angles = np.where(self.conditions >= 0, self.condition_angles[self.conditions], np.nan)
         self.n_train = len(conditions["train"])
@@ -99,6 +105,7 @@ def run_rows(data, path, figure):
     """One run's disentanglement, unseen-condition and realism rows."""
     _, model_name, seed = run_of(path)
     output, output_attrs = read_model_output(path)
+    validate_model_output(output, data.arrays, path)
     implementation = get_kind(output_attrs["kind"]).implementation()
     key = implementation.CODE_LATENT
     codes = np.concatenate([output[f"latents/train_{key}"], output[f"latents/eval_{key}"]])
@@ -110,8 +117,11 @@ def run_rows(data, path, figure):
     n_bins = data.real.shape[1]
 
     def generate(code_rows):
-        rates = implementation.generate(model, torch.as_tensor(code_rows, dtype=torch.float32))
-        return rates[:, :n_bins].numpy()  # the window: what the real trials are compared over
+        rates = implementation.generate(model, torch.as_tensor(code_rows, dtype=torch.float32))[:, :n_bins].numpy()
+        if not np.isfinite(rates).all():  # a diverged model: no score, rather than NaN in a table
+            raise InputError(Path(path).with_name(FINAL_NAME), "generate",
+                             "generated rates are NaN or inf; the model diverged (retrain it)")
+        return rates  # the window: what the real trials are compared over
 
     mapping = gen.code_map(data.angles[data.train_rows], codes[data.train_rows])
     unseen = []

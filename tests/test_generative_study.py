@@ -1,19 +1,23 @@
 """The generative study (workflow/rules/generative.smk, metrics/generation.py): planned by its small config,
 run end to end on tiny models, and its config checked before any job."""
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from sklearn.linear_model import Ridge
 from sklearn.metrics import r2_score
 
 from latentdyn.data import reaching, subsets
-from latentdyn.data.format import write_binned
+from latentdyn.data.format import read_binned, write_binned
 from latentdyn.data.nlb import make_binned_tensors
 from latentdyn.data.nlb_specs import dataset_spec
 from latentdyn.errors import ConfigError, InputError
@@ -83,7 +87,7 @@ def test_a_maze_recording_withholds_the_condition_nearest_the_chosen_angle():
     assert len(derived["train_cond_idx"][4]) == 0 and len(derived["eval_cond_idx"][4]) == 4
 
 
-@pytest.mark.parametrize("withheld", [["trial_type=9, trial_version=0"], 8, 0])
+@pytest.mark.parametrize("withheld", [["trial_type=9, trial_version=0"], 8, 0, -1, [], 2.5, True])
 def test_conditions_that_cannot_be_withheld_are_one_line_naming_the_file(tmp_path, binned_reaching, withheld):
     arrays, attrs = binned_reaching
     with pytest.raises(InputError, match="conditions"):
@@ -106,9 +110,69 @@ def test_the_small_config_plans_the_study_and_nothing_else(tmp_path):
     assert "simulate_attractor" not in jobs and "figure_nlb_metrics" not in jobs
 
 
-def test_the_study_runs_end_to_end_and_scores_every_run(tmp_path):
-    run_workflow(tmp_path, [TINY_CONFIG], config=TINY_STUDY, executor="local",
+def test_a_whole_float_count_counts_and_a_name_given_twice_is_withheld_once(binned_reaching):
+    """JSON's 2.0 passes the config schema as an integer; a name twice is one condition."""
+    arrays, attrs = binned_reaching
+    _, by_count = subsets.withhold_conditions(arrays, attrs, 2)
+    _, by_float = subsets.withhold_conditions(arrays, attrs, 2.0)
+    assert by_float["withheld_conditions"] == by_count["withheld_conditions"]
+    name = attrs["conditions"][1]
+    _, twice = subsets.withhold_conditions(arrays, attrs, [name, name])
+    assert twice["withheld_conditions"] == [name] and twice["n_train_moved"] == len(arrays["train_cond_idx"][1])
+
+
+def without_reach(arrays, condition):
+    """`arrays` with every trial of `condition` holding still (zero hand velocity)."""
+    still = dict(arrays)
+    for split in ("train", "eval"):
+        still[f"{split}_behavior"] = arrays[f"{split}_behavior"].copy()
+        still[f"{split}_behavior"][arrays[f"{split}_cond_idx"][condition]] = 0.0
+    return still
+
+
+def test_a_condition_without_a_reach_has_no_angle_and_is_not_withheld(binned_reaching):
+    """atan2(0, 0) = 0 would call a condition holding still a reach at 0°, and the study would score it."""
+    arrays, attrs = binned_reaching
+    angles = subsets.condition_angles(arrays)
+    still = without_reach(arrays, 4)  # the reach at 180°: withholding one takes the one nearest 180°
+    assert np.isnan(subsets.condition_angles(still)[4])
+    np.testing.assert_array_equal(np.delete(subsets.condition_angles(still), 4), np.delete(angles, 4))
+    _, derived_attrs = subsets.withhold_conditions(still, attrs, 1)
+    assert attrs["conditions"][4] not in derived_attrs["withheld_conditions"]
+    with pytest.raises(InputError, match="no reach"):
+        subsets.withhold_conditions(still, attrs, [attrs["conditions"][4]], path="data.h5")
+    for condition in range(1, 8):
+        still = without_reach(still, condition)
+    with pytest.raises(InputError, match="only 1 conditions have a reach"):
+        subsets.withhold_conditions(still, attrs, 2, path="data.h5")
+
+
+def test_nan_velocity_in_a_trial_with_a_condition_is_refused_before_training(binned_reaching):
+    """The study decodes velocity in every bin; an outlier trial of no condition may lack it."""
+    arrays, attrs = binned_reaching
+    gappy = dict(arrays, train_behavior=arrays["train_behavior"].copy())
+    gappy["train_behavior"][0, 3:5] = np.nan
+    with pytest.raises(InputError, match="'train_behavior': 2 bins"):
+        subsets.withhold_conditions(gappy, attrs, 2, path="data.h5")
+    outlier = arrays["train_cond_idx"][0][0]
+    gappy["train_behavior"] = arrays["train_behavior"].copy()
+    gappy["train_behavior"][outlier] = np.nan
+    gappy["train_cond_idx"] = [rows[rows != outlier] for rows in arrays["train_cond_idx"]]
+    derived, _ = subsets.withhold_conditions(gappy, attrs, 2)
+    generation.velocity_decoder(derived["train_spikes_heldin"].astype(float), derived["train_behavior"])
+
+
+@pytest.fixture(scope="module")
+def study_workdir(tmp_path_factory):
+    """The tiny study run once through the workflow (about 25 s on 2 cores)."""
+    workdir = tmp_path_factory.mktemp("study")
+    run_workflow(workdir, [TINY_CONFIG], config=TINY_STUDY, executor="local",
                  targets=["results/figures/generative_reaching_20ms_unseen.png", "results/tables/generative_study.csv"])
+    return workdir
+
+
+def test_the_study_runs_end_to_end_and_scores_every_run(study_workdir):
+    tmp_path = study_workdir
     tables = {name: pd.read_csv(tmp_path / "results" / "tables" / f"generative_{name}.csv")
               for name in ("disentanglement", "unseen", "realism")}
     models = {"gnocchi_tiny", "lfads_tiny"}
@@ -134,6 +198,8 @@ def test_the_study_runs_end_to_end_and_scores_every_run(tmp_path):
         ({**TINY_STUDY["generative_study"], "datasets": ["reaching_5ms"]}, "generative_study.withheld_conditions"),
         ({**TINY_STUDY["generative_study"], "withheld_conditions": {"reaching_20ms": 0}},
          "generative_study.withheld_conditions"),
+        ({**TINY_STUDY["generative_study"], "withheld_conditions": {"reaching_20ms": 4}},  # tiny: 4 directions
+         "generative_study.withheld_conditions.reaching_20ms"),
     ],
 )
 def test_a_model_that_cannot_generate_or_a_dataset_without_conditions_is_named(tmp_path, study, named):
@@ -173,3 +239,40 @@ def test_a_withheld_condition_is_scored_against_its_own_trials_and_the_nearest_s
     assert generation.nearest_seen(2 * np.pi * 7 / 8, seen_angles) == 0
     assert generation.nearest_seen(2 * np.pi * 4.4 / 8, seen_angles) == 2
     assert generation.reach_angle_error_deg(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])) == pytest.approx(90.0)
+
+
+def study_script(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))  # for the script's _bootstrap import
+    spec = importlib.util.spec_from_file_location("generative_study", REPO / "scripts" / "generative_study.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("fault", ["withheld condition holds still", "model generates NaN", "NaN code"])
+def test_what_cannot_be_scored_is_one_line_and_no_table(tmp_path, study_workdir, monkeypatch, capsys, fault):
+    """A withheld condition without a reach would be scored at 0°; a diverged model's NaN rates or a
+    NaN code crashed sklearn with a traceback: each is one line naming the file, exit 2, nothing written."""
+    data = tmp_path / "reaching_20ms_unseen.h5"
+    arrays, attrs = read_binned(study_workdir / "results" / "data" / "binned" / data.name)
+    if fault == "withheld condition holds still":
+        arrays = without_reach(arrays, attrs["conditions"].index(attrs["withheld_conditions"][0]))
+    elif fault == "model generates NaN":
+        monkeypatch.setattr("latentdyn.models.gnocchi.model.generate",
+                            lambda model, codes: torch.full((len(codes), 100, 100), torch.nan))
+    write_binned(data, arrays, attrs)
+    shutil.copytree(study_workdir / "results" / "runs", tmp_path / "runs")
+    if fault == "NaN code":
+        with h5py.File(tmp_path / "runs" / data.stem / "gnocchi_tiny" / "seed0" / "output.h5", "a") as f:
+            f["latents/train_code"][0, 0] = np.nan
+    outputs = sorted(str(p) for p in (tmp_path / "runs").glob("*/*/seed0/output.h5"))
+    tables = {name: tmp_path / f"{name}.csv" for name in ("disentanglement", "unseen", "realism")}
+    with pytest.raises(SystemExit) as exit_status:
+        study_script(monkeypatch).main(["--data", str(data), "--outputs", *outputs, "--figure-data",
+                                        str(tmp_path / "figure.h5"), *(f"--{k}={v}" for k, v in tables.items())])
+    error = capsys.readouterr().err.strip().splitlines()
+    named = {"withheld condition holds still": "'eval_behavior'",
+             "model generates NaN": "gnocchi_tiny/seed0/model.pt: field 'generate'",
+             "NaN code": "gnocchi_tiny/seed0/output.h5: field 'latents/train_code'"}[fault]
+    assert exit_status.value.code == 2 and len(error) == 1 and named in error[0]
+    assert not any(path.exists() for path in [*tables.values(), tmp_path / "figure.h5"])

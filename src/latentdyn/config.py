@@ -163,7 +163,8 @@ def _check_multisession_study(config, source):
 
 def _check_generative_study(config, source):
     """Its models must generate from codes; its datasets must be binned recordings or simulations with
-    conditions (the count or names withheld are checked against the file when it is made)."""
+    conditions. A count withheld from the simulated task is checked here against its directions (known
+    before it is simulated); other counts and names, against the file when it is made."""
     study = config.get("generative_study") or {}
     for name in study.get("models", []):
         require_capability(name, config["models"][name], "code_generation", "generative_study.models")
@@ -174,6 +175,10 @@ def _check_generative_study(config, source):
                   f"conditions (known sources: {sources})")
         if name not in study["withheld_conditions"]:
             _fail(source, "generative_study.withheld_conditions", f"no entry for dataset '{name}'")
+        withheld, n_directions = study["withheld_conditions"][name], config["reaching"]["n_directions"]
+        if re.fullmatch(r"reaching_[0-9]+ms", name) and isinstance(withheld, (int, float)) and withheld >= n_directions:
+            _fail(source, f"generative_study.withheld_conditions.{name}", f"cannot withhold {withheld} of the "
+                  f"simulated task's {n_directions} directions (reaching.n_directions): one must stay seen")
 
 
 def _check_nodes(config, source):

@@ -76,7 +76,9 @@ def trial_conditions(arrays, split):
 
 def condition_angles(arrays, path="<data>"):
     """Each condition's reach angle (radians in [0, 2π)): the direction of its trials' mean hand
-    displacement over the window, from the hand velocity of both splits (module docstring)."""
+    displacement over the window, from the hand velocity of both splits (module docstring). NaN for a
+    condition with no reach to point it (no trials, or a mean displacement of zero or of NaN only):
+    atan2(0, 0) would call it a reach at 0°."""
     for key in ("train_cond_idx", "eval_cond_idx", "train_behavior", "eval_behavior"):
         if key not in arrays:
             raise InputError(path, key, "missing: reach angles need conditions and hand velocity (val phase)")
@@ -86,19 +88,41 @@ def condition_angles(arrays, path="<data>"):
     angles = []
     for train_rows, eval_rows in zip(arrays["train_cond_idx"], arrays["eval_cond_idx"]):
         velocity = np.concatenate([arrays["train_behavior"][train_rows], arrays["eval_behavior"][eval_rows]])
-        x, y = np.nansum(np.nanmean(velocity, axis=0), axis=0) if len(velocity) else (np.nan, np.nan)
-        angles.append(np.arctan2(y, x) % (2 * np.pi))
+        finite = np.isfinite(velocity)
+        mean = np.where(finite, velocity, 0.0).sum(0) / np.maximum(finite.sum(0), 1)  # NaN-free nanmean
+        x, y = mean.sum(0)
+        angles.append(np.arctan2(y, x) % (2 * np.pi) if x or y else np.nan)
     return np.array(angles)
+
+
+def require_finite_velocity(arrays, path="<data>"):
+    """The generative study scores hand velocity in every bin of every trial with a condition (its ridge
+    fits and R² take no NaN): refuse NaN or inf there in one line, before any model is trained on the
+    dataset. Trials of no condition (outliers, which may lack velocity) are not scored."""
+    for split in ("train", "eval"):
+        key = f"{split}_behavior"
+        bad = ~np.isfinite(arrays[key][trial_conditions(arrays, split) >= 0])
+        if bad.any():
+            raise InputError(path, key, f"{bad.any(-1).sum()} bins of hand velocity of trials with a condition are "
+                             "NaN or inf; the generative study scores velocity in every bin (drop or fill them)")
 
 
 def choose_withheld(withheld, condition_names, angles, path="<data>"):
     """Indices of the conditions to withhold: `withheld` names them (the `conditions` attribute's names) or,
     as a count n, takes the condition nearest in reach angle to each of n angles spread evenly around the
-    circle (2π(i + ½)/n), each condition once."""
+    circle (2π(i + ½)/n), each condition once. Only conditions with a reach angle can be withheld: the
+    study generates a withheld condition from its angle."""
+    if isinstance(withheld, float) and withheld.is_integer():
+        withheld = int(withheld)  # JSON's 2.0 (the config schema takes it as an integer)
+    if isinstance(withheld, bool) or not isinstance(withheld, (int, list)) or withheld == []:
+        raise InputError(path, "conditions", f"cannot withhold {withheld!r}: give a count or a list of names")
     if isinstance(withheld, int):
         if not 1 <= withheld < len(condition_names):
             raise InputError(path, "conditions", f"cannot withhold {withheld} of its {len(condition_names)} "
                              "conditions (at least one, and one must stay seen)")
+        if withheld > np.isfinite(angles).sum():
+            raise InputError(path, "conditions", f"cannot withhold {withheld}: only {np.isfinite(angles).sum()} "
+                             "conditions have a reach (trials with hand velocity neither only zero nor only NaN)")
         chosen = []
         for target in 2 * np.pi * (np.arange(withheld) + 0.5) / withheld:
             gaps = np.abs((angles - target + np.pi) % (2 * np.pi) - np.pi)
@@ -110,9 +134,14 @@ def choose_withheld(withheld, condition_names, angles, path="<data>"):
     if unknown:
         raise InputError(path, "conditions", f"no condition named {unknown[0]!r} (names look like "
                          f"{condition_names[0]!r})")
-    if len(set(withheld)) >= len(condition_names):
+    chosen = np.unique([list(condition_names).index(name) for name in withheld])  # a name given twice counts once
+    if len(chosen) >= len(condition_names):
         raise InputError(path, "conditions", "cannot withhold every condition")
-    return np.sort([list(condition_names).index(name) for name in withheld])
+    without_reach = [condition_names[i] for i in chosen if np.isnan(angles[i])]
+    if without_reach:
+        raise InputError(path, "conditions", f"condition {without_reach[0]!r} has no reach to generate it from "
+                         "(no trials, or hand velocity only zero or NaN)")
+    return chosen
 
 
 def withhold_conditions(arrays, attrs, withheld, path="<data>"):
@@ -124,6 +153,7 @@ def withhold_conditions(arrays, attrs, withheld, path="<data>"):
     if not names or "eval_cond_idx" not in arrays:
         raise InputError(path, "eval_cond_idx", "missing: withholding conditions needs them (val phase)")
     chosen = choose_withheld(withheld, names, condition_angles(arrays, path), path)
+    require_finite_velocity(arrays, path)
     moved = np.isin(trial_conditions(arrays, "train"), chosen)
     n_eval = len(arrays["eval_spikes_heldin"])
     out = _keep_train_rows(arrays, np.flatnonzero(~moved))

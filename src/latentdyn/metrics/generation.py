@@ -76,8 +76,11 @@ def code_map(angles, codes):
 
 
 def velocity_decoder(rates, behavior):
-    """Ridge decoder from rates (per bin) to hand velocity, fitted on real training trials."""
-    return Ridge(alpha=DECODER_ALPHA).fit(rates.reshape(-1, rates.shape[-1]), behavior.reshape(-1, behavior.shape[-1]))
+    """Ridge decoder from rates (per bin) to hand velocity, fitted on real training trials' bins of finite
+    velocity (a trial of no condition may have none)."""
+    rates, behavior = rates.reshape(-1, rates.shape[-1]), behavior.reshape(-1, behavior.shape[-1])
+    finite = np.isfinite(behavior).all(-1)
+    return Ridge(alpha=DECODER_ALPHA).fit(rates[finite], behavior[finite])
 
 
 def decode_velocity(decoder, rates):
