@@ -21,9 +21,12 @@ The two start at different scales (width d, feed-forward f: `t_fixup`'s q and k 
 √(6f/(d + f)) times). Issue 23 reports that on simulated reaching, trained beside NDT's own code at
 matched settings (2000 epochs), the model started from `t_fixup`'s weights decoded velocity and PSTHs
 worse than NDT (R² .505 and .705 against .651 and .748) and from NDT's initial weights matched it (.689
-and .750). On the demo's smaller reaching set (1000 epochs, 3 seeds, CPU), `t_fixup` selected on
-`valid_recon` and `original` selected on `valid_masked_nll` gave the same numbers here (vel R² .246 and
-.234, psth R² .050 and .049): the difference is not reproduced at that scale. `original` is the default
+and .750). Neither difference is reproduced here at 2000 epochs with the MC_Maze 20 ms preset (CPU, 2
+threads), `t_fixup` selected on `valid_recon` against `original` selected on `valid_masked_nll`: on the
+paper config's reaching set (1080 trials, 182 units), seed 0, `t_fixup` gave vel R² .957, psth R² .835,
+co-bps .140 and `original` .901, .759, .132, both monitors picking an epoch within the last 10 (the
+warm-up of 5000 epochs is still running at 2000); on the demo's reaching set (240 trials, 60 units),
+3 seeds, vel R² .231 ± .018 and .219 ± .011, psth R² .040 ± .012 and .047 ± .005. `original` is the default
 because it is what NDT's published numbers were trained from.
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention`, which picks a fused kernel

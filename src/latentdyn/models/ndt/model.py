@@ -10,8 +10,9 @@ log-rates of every unit in every bin.
 Training is masked modelling (masking.py): the Poisson NLL counts the masked held-in bins, and every
 held-out unit and forward bin, which the model never sees; held-in entries it can see do not count.
 Validation logs two losses. `recon` reconstructs the validation trials with nothing masked, so it
-also scores the entries the model reads (on simulated reaching it selected an epoch far earlier than
-NDT's rule, with worse velocity decoding: issue 23). `masked_nll` is NDT's validation loss, on which
+also scores the entries the model reads (issue 23 found it selecting an epoch far earlier than NDT's
+rule on simulated reaching, with worse velocity decoding; in 2000-epoch runs here both picked one of
+the last 10 epochs: encoder.py). `masked_nll` is NDT's validation loss, on which
 NDT selects its checkpoint and stops (the default monitor here): the training loss on the validation
 trials, with `mask_ratio` of each trial's held-in bins zeroed at the input. The masked bins are fixed
 per trial (seeded by its trial index), so the loss is comparable between epochs, and all their
