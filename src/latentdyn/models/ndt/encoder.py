@@ -21,13 +21,14 @@ The two start at different scales (width d, feed-forward f: `t_fixup`'s q and k 
 √(6f/(d + f)) times). Issue 23 reports that on simulated reaching, trained beside NDT's own code at
 matched settings (2000 epochs), the model started from `t_fixup`'s weights decoded velocity and PSTHs
 worse than NDT (R² .505 and .705 against .651 and .748) and from NDT's initial weights matched it (.689
-and .750). Neither difference is reproduced here at 2000 epochs with the MC_Maze 20 ms preset (CPU, 2
-threads), `t_fixup` selected on `valid_recon` against `original` selected on `valid_masked_nll`: on the
-paper config's reaching set (1080 trials, 182 units), seed 0, `t_fixup` gave vel R² .957, psth R² .835,
-co-bps .140 and `original` .901, .759, .132, both monitors picking an epoch within the last 10 (the
-warm-up of 5000 epochs is still running at 2000); on the demo's reaching set (240 trials, 60 units),
-3 seeds, vel R² .231 ± .018 and .219 ± .011, psth R² .040 ± .012 and .047 ± .005. `original` is the default
-because it is what NDT's published numbers were trained from.
+and .750). Neither difference is reproduced here at 2000 epochs with the MC_Maze 20 ms preset (CPU),
+`t_fixup` selected on `valid_recon` against `original` selected on `valid_masked_nll`: on the paper
+config's reaching set (1080 trials, 182 units), seeds 0 and 1, `t_fixup` gave vel R² .957 and .931, psth
+R² .835 and .815, co-bps .140 and .138; `original` .901 and .888, .759 and .757, .132 and .132, every
+monitor picking an epoch within the last 10 (the warm-up of 5000 epochs is still running at 2000); on
+the demo's reaching set (240 trials, 60 units), 3 seeds, vel R² .231 ± .018 and .219 ± .011, psth R²
+.040 ± .012 and .047 ± .005. `original` is the default because it is what NDT's published numbers were
+trained from.
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention`, which picks a fused kernel
 on the device. Local attention is an additive mask (0 where a bin may attend, −inf elsewhere) built once
