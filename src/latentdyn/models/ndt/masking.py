@@ -7,6 +7,8 @@ of trials (all by `span_ramp_end`) draws it uniformly from 1..`max_span` (there 
 here one per trial). Each entry of a masked bin is zeroed with probability `mask_token_ratio`, else
 given a random count with probability `random_token_ratio`, else left as it was: the model has to
 infer every masked entry from its context, and cannot tell a kept or random entry from a true one.
+Random counts are drawn as NDT draws them (`torch.randint(batch.max())` after zeroing): uniform over
+0..m − 1, m the batch's largest count after zeroing, so never m itself (issue 23).
 
 Everything is torch arithmetic on the batch's device with torch's RNG, and the epoch may be a device
 tensor: a training step stays CUDA-graph capturable.
@@ -67,11 +69,12 @@ class BinMasking(nn.Module):
 
     def corrupt(self, counts, masked_bins):
         """Zero / randomise / keep each entry of the masked bins; random counts are uniform over
-        0..the batch's largest count."""
+        0..m − 1, m the largest count left after zeroing (NDT's draw)."""
         s = self.settings
         draw = torch.rand_like(counts)
         masked = masked_bins.unsqueeze(-1)
         zeroed = masked & (draw < s.mask_token_ratio)
         randomised = masked & ~zeroed & (draw < s.mask_token_ratio + (1 - s.mask_token_ratio) * s.random_token_ratio)
-        random_counts = torch.floor(torch.rand_like(counts) * (counts.amax() + 1))
-        return torch.where(zeroed, 0.0, torch.where(randomised, random_counts, counts))
+        zeroed_counts = torch.where(zeroed, 0.0, counts)
+        random_counts = torch.floor(torch.rand_like(counts) * zeroed_counts.amax())
+        return torch.where(randomised, random_counts, zeroed_counts)
