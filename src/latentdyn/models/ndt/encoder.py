@@ -30,8 +30,10 @@ is still running at 2000). NDT's own code on the same file, trials and settings 
 spreads equal to `original`'s), seeds 0, 1, 2, gave vel R² .933 ± .010, psth R² .812 ± .011, co-bps
 .138 ± .002: `t_fixup`'s numbers, each seed above every `original` seed here. From the same weights,
 batch and mask with dropout off, its training step and this model's agree (loss and gradients within
-float rounding over 5 AdamW steps), so the gap lies in the random draws (initial weights, masks,
-dropout) or is chance (3 seeds a side: a permutation p of 0.1); not yet found. On the demo's
+float rounding over 5 AdamW steps), so the gap lies in the random draws or is chance (3 seeds a side: a
+permutation p of 0.1). Its initial weights at seed 2, taken where its runner builds them, have
+`original`'s spread in every tensor (every layer a copy of the first); its random counts were uniform
+over 0..m − 1 where this model's were over 0..m (now NDT's draw, masking.py). On the demo's
 reaching set (240 trials, 60 units), 3 seeds, vel R² .231 ± .018 and .219 ± .011, psth R² .040 ± .012
 and .047 ± .005.
 `original` is the default because it is what NDT's published numbers were trained from.
