@@ -18,28 +18,9 @@ both do here):
 
 The two start at different scales (width d, feed-forward f: `t_fixup`'s q and k spread √2 times
 `original`'s, v 0.67·N^(−1/4)·√2, the attention output √3, the feed-forward weights √(6d/(d + f)) and
-√(6f/(d + f)) times). Issue 23 reports that on simulated reaching, trained beside NDT's own code at
-matched settings (2000 epochs), the model started from `t_fixup`'s weights decoded velocity and PSTHs
-worse than NDT (R² .505 and .705 against .651 and .748) and from NDT's initial weights matched it (.689
-and .750). Neither difference is reproduced here at 2000 epochs with the MC_Maze 20 ms preset (CPU),
-`t_fixup` selected on `valid_recon` against `original` selected on `valid_masked_nll`: on the paper
-config's reaching set (1080 trials, 182 units), `t_fixup` (seeds 0, 1) gave vel R² .957 and .931, psth
-R² .835 and .815, co-bps .140 and .138; `original` (seeds 0, 1, 2) vel R² .904 ± .017, psth R² .766 ±
-.013, co-bps .133 ± .002, every monitor picking an epoch within the last 30 (the warm-up of 5000 epochs
-is still running at 2000). NDT's own code on the same file, trials and settings (its initial weights'
-spreads equal to `original`'s), seeds 0, 1, 2, gave vel R² .933 ± .010, psth R² .812 ± .011, co-bps
-.138 ± .002: `t_fixup`'s numbers, each seed above every `original` seed here. From the same weights,
-batch and mask with dropout off, its training step and this model's agree (loss and gradients within
-float rounding over 5 AdamW steps), so the gap lies in the random draws or is chance (3 seeds a side: a
-permutation p of 0.1). Its initial weights at seed 2, taken where its runner builds them, have
-`original`'s spread in every tensor (every layer a copy of the first); its random counts were uniform
-over 0..m − 1 where this model's were over 0..m (now NDT's draw, masking.py). With NDT's draw,
-seed 2 gave vel R² .942, psth R² .826, co-bps .139 (NDT's code .944, .822, .140; the old draw .922,
-.781, .135) but seed 0 gave .897, .773, .134 (NDT's code .931, .813, .138; the old draw .901, .759,
-.132): the draw does not close the gap at every seed, and seed 1 is not yet rerun. On the demo's
-reaching set (240 trials, 60 units), 3 seeds, with the old draw, vel R² .231 ± .018 and .219 ± .011,
-psth R² .040 ± .012 and .047 ± .005.
-`original` is the default because it is what NDT's published numbers were trained from.
+√(6f/(d + f)) times). `original` is the default because it is what NDT's published numbers were trained
+from. docs/validation.md records this model trained beside NDT's own code at matched settings: the
+training steps agree to float rounding from the same weights, and each code's scores per seed.
 
 Attention runs through `torch.nn.functional.scaled_dot_product_attention`, which picks a fused kernel
 on the device. Local attention is an additive mask (0 where a bin may attend, −inf elsewhere) built once
